@@ -1,0 +1,250 @@
+"""Command line: python -m core train|resume|generate|scan|presets (user errors exit 2 with one clear line)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import FIELD_HELP, PRESET_HELP, PRESETS, ConfigError, TrainConfig, parse_overrides
+
+EXTRA_COMMANDS: dict[str, Any] = {}  # other modules (export, evaluate, bench) register sub-commands here
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base: dict[str, Any] = {}
+    if args.config:
+        base = TrainConfig.from_json_file(args.config).to_dict()
+    if args.preset:
+        if args.preset not in PRESETS:
+            raise ConfigError("--preset", f"unknown preset {args.preset!r}; valid: {', '.join(PRESETS)}")
+        base.update(PRESETS[args.preset])
+    direct = {k: getattr(args, k) for k in ("data", "arch", "loss", "resolution", "steps", "minutes", "batch_size",
+                                           "device", "seed", "name") if getattr(args, k, None) is not None}
+    base.update(direct)
+    base.update(parse_overrides(args.set or []))
+    return TrainConfig.from_dict(base, source="command line").validate()
+
+
+class ProgressPrinter:
+    """A one-line progress bar on a terminal (plain periodic lines when piped) from loop events."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total = total
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def status(self, st: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.5 if self.tty else 10.0) and st.get("state") == "running":
+            return
+        self.last = now
+        step, total = st.get("step", 0), st.get("total_steps") or self.total
+        frac = min(1.0, step / total) if total else 0
+        bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
+        last = st.get("last") or {}
+        ld, lg = last.get("loss/d"), last.get("loss/g")
+        eta = st.get("eta_s")
+        line = (f"[{bar}] {step}/{total}  D {_fmt(ld)}  G {_fmt(lg)}  {st.get('img_per_s') or 0:7.1f} img/s  "
+                f"ETA {_dur(eta)}")
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:7.3f}" if isinstance(v, (int, float)) else "    n/a"
+
+
+def _dur(s: Any) -> str:
+    if not isinstance(s, (int, float)):
+        return "--:--"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+def _train(trainer, quiet: bool = False) -> int:
+    """Run a prepared trainer in the foreground, printing progress and findings; Ctrl-C stops cleanly."""
+    store = trainer.store
+    printer = None if quiet else ProgressPrinter(trainer.cfg.steps)
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):  # first Ctrl-C: stop after this step and checkpoint
+        stop["flag"] = True
+
+    old = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    orig = store.write_status
+
+    def write_status(**fields):
+        orig(**fields)
+        if printer:
+            printer.status(store.status)
+
+    store.write_status = write_status
+
+    def on_event(ev):
+        if ev.get("type") in ("finding", "warning", "error", "diverged"):
+            msg = ev.get("message") or f"{ev.get('kind')} ({ev.get('severity')}, {ev.get('status')}): {ev.get('suggestion', '')}"
+            print(f"\n[{ev['type']} at step {ev.get('step')}] {msg}", file=sys.stderr)
+
+    try:
+        final = trainer.run(should_stop=lambda: stop["flag"], on_event=on_event)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)
+        if printer:
+            printer.close()
+    print(f"{final}: {store.status.get('message', '')}", file=sys.stderr)
+    print(store.path)  # last line of stdout: the run folder, for scripts
+    return 0 if final in ("finished", "stopped") else 1
+
+
+def cmd_train(args) -> int:
+    from .train.setup import create_run
+    cfg = _config_from_args(args)
+    print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
+    trainer = create_run(cfg, args.runs_dir, progress=_scan_progress if sys.stderr.isatty() else None)
+    print(f"Run folder: {trainer.store.path}", file=sys.stderr)
+    return _train(trainer, args.quiet)
+
+
+def cmd_resume(args) -> int:
+    from .train.setup import resume_run
+    changes = parse_overrides(args.set or [])
+    trainer = resume_run(args.run_dir, steps=args.steps, minutes=args.minutes, changes=changes)
+    print(f"Resuming {trainer.store.path} at step {trainer.step_count}", file=sys.stderr)
+    return _train(trainer, args.quiet)
+
+
+def cmd_generate(args) -> int:
+    from .generate import generate, latents, load_generator
+    from .imaging import png_bytes, to_uint8
+    import torch
+    g = load_generator(args.source)
+    seeds = list(range(args.seed, args.seed + args.n))
+    z = latents(seeds, g.cfg.latent_dim, args.truncation)
+    y = None
+    if g.num_classes:
+        y = torch.tensor([args.class_id if args.class_id is not None else s % g.num_classes for s in seeds])
+    elif args.class_id is not None:
+        raise ConfigError("--class", "this generator is not conditional")
+    imgs = to_uint8(generate(g.G, z, y))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for s, img in zip(seeds, imgs):
+        arr = img.numpy()
+        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+        (out / f"seed_{s:06d}.png").write_bytes(png_bytes(arr))
+    print(f"Wrote {len(seeds)} images from {g.source} (step {g.step}{', EMA' if g.uses_ema else ''}) to {out}",
+          file=sys.stderr)
+    print(out)
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from .data import scan
+    rep = scan(args.folder, progress=_scan_progress if sys.stderr.isatty() else None)
+    print(rep.summary())
+    return 0 if rep.images else 1
+
+
+def cmd_presets(args) -> int:
+    for name, desc in PRESET_HELP.items():
+        print(f"{name:15s} {desc}")
+        if PRESETS[name]:
+            print(" " * 16 + ", ".join(f"{k}={v}" for k, v in PRESETS[name].items()))
+    print("\nConfig fields (--set key=value):")
+    for k, h in FIELD_HELP.items():
+        print(f"  {k:18s} {h}")
+    return 0
+
+
+def _scan_progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\rdecoding {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="GAN Studio: train and use GANs from the command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a new run")
+    t.add_argument("--data", help="image folder or built-in dataset (shapes, fashion-mnist, mnist, cifar10)")
+    t.add_argument("--arch", help="mlp, dcgan or resnet-sn")
+    t.add_argument("--loss", help="bce, wgan, wgan-gp, hinge or lsgan")
+    t.add_argument("--resolution", type=int)
+    t.add_argument("--steps", type=int)
+    t.add_argument("--minutes", type=float, help="wall-clock budget (stops at whichever of steps/minutes is first)")
+    t.add_argument("--batch-size", dest="batch_size", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--name", help="run name used in the folder name")
+    t.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
+    t.add_argument("--config", help="a saved config JSON (a run's config.json works)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (repeatable)")
+    t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r.add_argument("run_dir")
+    r.add_argument("--steps", type=int, help="new total step count")
+    r.add_argument("--minutes", type=float)
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a non-structural field (e.g. lr_g)")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_resume)
+
+    g = sub.add_parser("generate", help="write images from a trained generator")
+    g.add_argument("source", help="run folder or checkpoint")
+    g.add_argument("-n", type=int, default=64)
+    g.add_argument("--out", default="samples")
+    g.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
+    g.add_argument("--truncation", type=float, default=1.0, help="psi in (0, 1]: lower = more typical, less varied")
+    g.add_argument("--class", dest="class_id", type=int, help="class index for conditional models")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("scan", help="check an image folder: what is usable, what is rejected and why")
+    s.add_argument("folder")
+    s.set_defaults(func=cmd_scan)
+
+    pr = sub.add_parser("presets", help="list presets and config fields")
+    pr.set_defaults(func=cmd_presets)
+
+    for name, (help_text, add_args, func) in EXTRA_COMMANDS.items():
+        e = sub.add_parser(name, help=help_text)
+        add_args(e)
+        e.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    from .runs import RunError
+    from .train.checkpoint import CheckpointError
+    _load_extensions()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, RunError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _load_extensions() -> None:
+    """Import optional command modules; each adds itself to EXTRA_COMMANDS."""
+    import importlib
+    for mod in ("core.export", "core.metrics.cli", "core.bench"):
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            if e.name and not e.name.startswith(mod):  # a real missing dependency inside the module
+                raise

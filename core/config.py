@@ -1,0 +1,259 @@
+"""TrainConfig: the one frozen, validated, JSON-round-trippable description of a training run."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem; the message names the offending field."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+ARCHS = ("mlp", "dcgan", "resnet-sn")
+LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+D_NORMS = ("auto", "batch", "layer", "none")
+DIFFAUG_POLICIES = ("translation", "cutout", "color")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field whose help text is shown by the CLI and the studio."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- data ---
+    data: str = _f("shapes", "Image folder, or a built-in dataset: shapes (offline, procedural), fashion-mnist, mnist, cifar10.", group="data")
+    resolution: int = _f(32, "Square image size in pixels (power of two, 16-256). Higher looks better but trains much slower.", group="data")
+    channels: int = _f(0, "1 = greyscale, 3 = RGB, 0 = decide from the data.", group="data")
+    # --- model ---
+    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable).", group="model", choices=ARCHS)
+    loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares).", group="model", choices=LOSSES)
+    latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical.", group="model")
+    g_width: int = _f(64, "Generator width (channels of its widest layer / 8). Wider = more capacity, slower.", group="model")
+    d_width: int = _f(64, "Discriminator width. Keep it close to g_width so neither network overpowers the other.", group="model")
+    conditional: bool = _f(False, "Condition G and D on class labels (needs at least two class subfolders or a labelled built-in dataset).", group="model")
+    d_norm: str = _f("auto", "Normalisation in D: batch, layer, none, or auto (batch for bce/lsgan/hinge; none with gradient penalties, where BatchNorm breaks the penalty).", group="model", choices=D_NORMS)
+    # --- optimisation ---
+    batch_size: int = _f(64, "Images per step. Larger is smoother but needs more memory; 32-128 is typical.", group="optim")
+    lr_g: float = _f(2e-4, "Generator learning rate (Adam). Lower it if samples oscillate wildly.", group="optim")
+    lr_d: float = _f(2e-4, "Discriminator learning rate. Raise it (TTUR, e.g. 4e-4) if G wins too easily; lower it if D dominates.", group="optim")
+    beta1: float = _f(0.5, "Adam beta1 (momentum). 0.5 is the DCGAN default; 0.0 for wgan-gp/hinge.", group="optim")
+    beta2: float = _f(0.999, "Adam beta2. 0.999 (DCGAN) or 0.9 (wgan-gp).", group="optim")
+    n_critic: int = _f(1, "Discriminator updates per generator update. 5 for wgan/wgan-gp.", group="optim")
+    # --- stabilisation tricks ---
+    gp_weight: float = _f(10.0, "Gradient-penalty weight (wgan-gp only).", group="tricks")
+    gp_one_sided: bool = _f(False, "One-sided gradient penalty: only penalise gradient norms above 1.", group="tricks")
+    clip_value: float = _f(0.01, "Weight clipping range for the wgan critic.", group="tricks")
+    r1_weight: float = _f(0.0, "R1 penalty on real images' gradients (0 = off). Try 0.1-10 for stability.", group="tricks")
+    label_smoothing: float = _f(0.0, "One-sided label smoothing: real targets become 1 - this (bce only). 0.1 helps an overconfident D.", group="tricks")
+    instance_noise: float = _f(0.0, "Std of Gaussian noise added to D's inputs, annealed to 0 over the run. 0.1 helps when D wins early.", group="tricks")
+    spectral_norm: bool = _f(False, "Spectral normalisation on D's layers (always on for resnet-sn). Keeps D Lipschitz and training stable.", group="tricks")
+    minibatch_std: bool = _f(False, "Minibatch standard-deviation layer in D: lets D see batch diversity, fights mode collapse.", group="tricks")
+    ema: float = _f(0.999, "Decay of an exponential moving average of G's weights used for samples and export (0 = off).", group="tricks")
+    diffaug: str = _f("", "Differentiable augmentation for small datasets: comma list of translation,cutout,color (empty = off).", group="tricks")
+    feature_matching: float = _f(0.0, "Weight of a feature-matching term in G's loss (match D's mean features on real vs fake; 0 = off).", group="tricks")
+    g_saturating: bool = _f(False, "bce only: use the original saturating G loss log(1-D(G(z))) instead of the non-saturating one (for teaching; it trains worse).", group="tricks")
+    # --- schedule ---
+    steps: int = _f(5000, "Total generator steps to train.", group="schedule")
+    minutes: float = _f(0.0, "Wall-clock budget in minutes (0 = none). Training stops at whichever of steps/minutes comes first.", group="schedule")
+    sample_every: int = _f(250, "Save a sample grid from the fixed latent every this many steps.", group="schedule")
+    checkpoint_every: int = _f(1000, "Save a full checkpoint every this many steps (also at the end).", group="schedule")
+    log_every: int = _f(25, "Write metrics every this many steps.", group="schedule")
+    keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep (the newest ones; best.pt is kept separately).", group="schedule")
+    # --- device / precision ---
+    device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", group="device")
+    precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", group="device", choices=PRECISIONS)
+    threads: int = _f(0, "CPU threads for training (0 = auto: 1 when the studio shares the CPU, else all physical cores).", group="device")
+    compile: bool = _f(False, "torch.compile the networks (faster steps after a slow first one).", group="device")
+    seed: int = _f(0, "Random seed: same seed + same config = same run.", group="device")
+    # --- run ---
+    name: str = _f("", "Short run name used in the folder name (default: arch-dataset).", group="run")
+
+    # ------------------------------------------------------------------ API
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError naming the first bad field; return self for chaining."""
+        def need(cond: bool, name: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(name, msg)
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            t = _TYPES[f.name]
+            if t is float:
+                need(isinstance(v, (int, float)) and not isinstance(v, bool), f.name, f"must be a number, got {v!r}")
+                need(v == v and abs(v) != float("inf"), f.name, "must be finite")
+            elif not isinstance(v, t) or (t is int and isinstance(v, bool)):
+                raise ConfigError(f.name, f"must be {t.__name__}, got {type(v).__name__} {v!r}")
+        need(bool(self.data.strip()), "data", "give an image folder or a built-in dataset name")
+        need(16 <= self.resolution <= 256 and self.resolution & (self.resolution - 1) == 0,
+             "resolution", f"must be a power of two between 16 and 256, got {self.resolution}")
+        need(self.channels in (0, 1, 3), "channels", f"must be 0 (auto), 1 or 3, got {self.channels}")
+        need(self.arch in ARCHS, "arch", f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
+        need(self.loss in LOSSES, "loss", f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}")
+        need(1 <= self.latent_dim <= 4096, "latent_dim", "must be between 1 and 4096")
+        need(4 <= self.g_width <= 1024, "g_width", "must be between 4 and 1024")
+        need(4 <= self.d_width <= 1024, "d_width", "must be between 4 and 1024")
+        need(self.d_norm in D_NORMS, "d_norm", f"must be one of {', '.join(D_NORMS)}")
+        need(2 <= self.batch_size <= 4096, "batch_size", "must be between 2 and 4096")
+        for n in ("lr_g", "lr_d"):
+            need(0 < getattr(self, n) <= 1, n, "must be in (0, 1]")
+        for n in ("beta1", "beta2"):
+            need(0 <= getattr(self, n) < 1, n, "must be in [0, 1)")
+        need(1 <= self.n_critic <= 100, "n_critic", "must be between 1 and 100")
+        for n in ("gp_weight", "r1_weight", "instance_noise", "feature_matching", "minutes"):
+            need(getattr(self, n) >= 0, n, "must be >= 0")
+        need(0 < self.clip_value <= 1, "clip_value", "must be in (0, 1]")
+        need(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        need(self.ema == 0 or 0.5 <= self.ema < 1, "ema", "must be 0 (off) or a decay in [0.5, 1)")
+        bad = [p for p in self.diffaug_policies if p not in DIFFAUG_POLICIES]
+        need(not bad, "diffaug", f"unknown policy {bad}; valid: {', '.join(DIFFAUG_POLICIES)}")
+        need(self.steps >= 1, "steps", "must be >= 1")
+        for n in ("sample_every", "checkpoint_every", "log_every", "keep_checkpoints"):
+            need(getattr(self, n) >= 1, n, "must be >= 1")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        need(self.device == "auto" or self.device in ("cpu", "mps", "cuda") or self.device.startswith("cuda:"),
+             "device", f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        need(0 <= self.threads <= 512, "threads", "must be between 0 and 512")
+        need(0 <= self.seed < 2**63, "seed", "must be a non-negative integer")
+        need(len(self.name) <= 60 and all(c.isalnum() or c in "-_." for c in self.name),
+             "name", "use at most 60 letters, digits, '-', '_' or '.'")
+        return self
+
+    @property
+    def diffaug_policies(self) -> list[str]:
+        return [p.strip() for p in self.diffaug.split(",") if p.strip()]
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        unknown = [k for k in changes if k not in _TYPES]
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown config field; valid fields: {', '.join(_TYPES)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Build from a dict (e.g. config.json); unknown keys are refused by name, types coerced."""
+        if not isinstance(d, dict):
+            raise ConfigError(source, "expected a JSON object of config fields")
+        kwargs = {}
+        for k, v in d.items():
+            if k not in _TYPES:
+                raise ConfigError(k, f"unknown config field in {source}; valid fields: {', '.join(_TYPES)}")
+            kwargs[k] = coerce(k, v)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> "TrainConfig":
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("config", f"file not found: {p}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError("config", f"cannot read {p}: {e}") from None
+        if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):
+            d = d["config"]  # accept a run's config.json, which wraps the config with metadata
+        return cls.from_dict(d, source=str(p))
+
+
+_TYPES: dict[str, type] = {f.name: {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+                           for f in fields(TrainConfig)}
+FIELD_HELP: dict[str, str] = {f.name: f.metadata["help"] for f in fields(TrainConfig)}
+FIELD_GROUP: dict[str, str] = {f.name: f.metadata["group"] for f in fields(TrainConfig)}
+FIELD_CHOICES: dict[str, tuple] = {f.name: f.metadata["choices"] for f in fields(TrainConfig) if "choices" in f.metadata}
+FIELD_NAMES: tuple[str, ...] = tuple(_TYPES)
+
+
+def coerce(name: str, value: Any) -> Any:
+    """Convert a JSON/CLI value to the field's type, or raise ConfigError naming the field."""
+    if name not in _TYPES:
+        raise ConfigError(name, f"unknown config field; valid fields: {', '.join(_TYPES)}")
+    t = _TYPES[name]
+    try:
+        if t is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if t is int:
+            if isinstance(value, bool):
+                raise ValueError
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        if t is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(name, f"expected {t.__name__}, got {value!r}") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse CLI ``key=value`` strings into typed field values."""
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ConfigError("--set", f"expected key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = coerce(k.strip(), v.strip())
+    return out
+
+
+# Presets: named partial configs; fields not named keep their defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "dcgan-classic": dict(arch="dcgan", loss="bce", resolution=64, latent_dim=100, g_width=64, d_width=64,
+                          lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=128, ema=0.0),
+    "wgan": dict(arch="dcgan", loss="wgan", n_critic=5, lr_g=5e-5, lr_d=5e-5, d_norm="none", ema=0.0),
+    "wgan-gp": dict(arch="dcgan", loss="wgan-gp", n_critic=5, lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9,
+                    gp_weight=10.0, d_norm="layer"),
+    "hinge-sn": dict(arch="resnet-sn", loss="hinge", lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=1,
+                     spectral_norm=True),
+    "lsgan": dict(arch="dcgan", loss="lsgan", lr_g=2e-4, lr_d=2e-4),
+    "small-dataset": dict(arch="dcgan", loss="hinge", spectral_norm=True, diffaug="translation,cutout,color",
+                          r1_weight=0.0, minibatch_std=True, lr_d=2e-4, lr_g=2e-4),
+    "mlp-original": dict(arch="mlp", loss="bce", g_saturating=False, lr_g=2e-4, lr_d=2e-4, ema=0.0),
+}
+PRESET_HELP: dict[str, str] = {
+    "default": "DCGAN + non-saturating BCE + EMA: a solid first run on most folders.",
+    "dcgan-classic": "Radford et al. 2015 exactly: 64x64, batch 128, Adam 2e-4/0.5, no EMA.",
+    "wgan": "Arjovsky et al. 2017: critic with weight clipping, 5 critic steps, RMSprop-like low LR.",
+    "wgan-gp": "Gulrajani et al. 2017: gradient penalty 10, 5 critic steps, Adam(0, 0.9).",
+    "hinge-sn": "SNGAN: residual nets with spectral norm and hinge loss. Stable and strong.",
+    "lsgan": "Least-squares GAN (Mao et al. 2017): smoother gradients than BCE.",
+    "small-dataset": "Few hundred images: DiffAugment + spectral norm + minibatch std to stop D memorising.",
+    "mlp-original": "Goodfellow et al. 2014: fully connected networks. For learning, not for quality.",
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """Config from a named preset plus overrides (validated)."""
+    if name not in PRESETS:
+        raise ConfigError("preset", f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides}).validate()
+
+
+# Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
+RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
+                 "d_norm", "spectral_norm", "minibatch_std", "loss")

@@ -1,0 +1,148 @@
+"""Crash-safe file primitives: atomic replace, tolerant JSONL append/read, finite-safe JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename over it.
+
+    A reader (or a crash) sees either the old file or the new one, never a mix; the temp
+    file lives in the same directory so ``os.replace`` is an atomic rename on one filesystem.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename durable (POSIX needs the directory entry flushed too)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: str | Path, obj: Any, fsync: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(finite_json(obj), indent=2) + "\n").encode("utf-8"), fsync=fsync)
+
+
+def finite_json(obj: Any) -> Any:
+    """Replace NaN/inf floats by None so the result is strict JSON (json.dumps would write NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def metrics_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A metrics row with non-finite numbers written as null and listed under ``nonfinite``."""
+    bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    out = finite_json(row)
+    if bad:
+        out["nonfinite"] = bad
+    return out
+
+
+class JsonlAppender:
+    """Append-only JSON-lines file; every line is flushed so other processes see it at once."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        # A previous crash may have left a torn last line; start on a fresh line so our
+        # first record is not glued to it (readers skip the torn fragment).
+        needs_newline = False
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                needs_newline = f.read(1) != b"\n"
+        self._f = open(self.path, "a", encoding="utf-8")
+        if needs_newline:
+            self._f.write("\n")
+            self._f.flush()
+
+    def write(self, obj: dict[str, Any]) -> None:
+        self._f.write(json.dumps(finite_json(obj), separators=(",", ":")) + "\n")
+        self._f.flush()
+
+    def write_many(self, objs: Iterable[dict[str, Any]]) -> None:
+        self._f.write("".join(json.dumps(finite_json(o), separators=(",", ":")) + "\n" for o in objs))
+        self._f.flush()
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._f.fileno())
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def read_jsonl(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Read complete JSON lines from byte ``offset``; return (records, offset after the last complete line).
+
+    A torn last line (no newline yet: a writer mid-append, or a crash) is not consumed, so an
+    incremental reader picks it up once it is complete. Lines that are not valid JSON objects are skipped.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    out = []
+    for line in data[: end + 1].splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out, offset + end + 1
+
+
+def read_json(path: str | Path) -> Any:
+    """Load a JSON file; raise ValueError naming the file when it is missing or broken."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{p.name} is missing in {p.parent}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p} is unreadable or not valid JSON ({e})") from None

@@ -1,0 +1,19 @@
+"""Model families (mlp, dcgan, resnet-sn) behind one registry: ``build_models(cfg, channels, num_classes)``."""
+from __future__ import annotations
+
+from torch import nn
+
+# Importing the family modules runs their @register decorators; the order is the order listed to users.
+from core.models import mlp, dcgan, resnet_sn  # noqa: F401,E402
+from core.models.base import Discriminator, Generator
+from core.models.layers import MinibatchStdDev, SelfAttention, resolve_d_norm
+from core.models.registry import available_archs, build_models, register
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; a spectral-normed weight counts once (its ``original``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = ["build_models", "register", "available_archs", "count_parameters", "resolve_d_norm",
+           "Generator", "Discriminator", "MinibatchStdDev", "SelfAttention"]

@@ -1,0 +1,41 @@
+"""Closed registry of model families: ``@register(name)`` builders and ``build_models(cfg, ...)``."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from core.config import ConfigError, TrainConfig
+
+Builder = Callable[[TrainConfig, int, int], "tuple[nn.Module, nn.Module]"]
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register ``fn(cfg, channels, num_classes) -> (G, D)`` under ``name``."""
+    def deco(fn: Builder) -> Builder:
+        _BUILDERS[name] = fn  # re-registering (a module reload) replaces the old builder
+        return fn
+    return deco
+
+
+def available_archs() -> tuple[str, ...]:
+    return tuple(_BUILDERS)
+
+
+def build_models(cfg: TrainConfig, channels: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Build (G, D) for ``cfg`` with ``channels`` image channels and ``num_classes`` dataset classes.
+
+    ``num_classes`` is ignored unless ``cfg.conditional``; unconditional models ignore labels.
+    """
+    if cfg.arch not in _BUILDERS:
+        raise ConfigError("arch", f"unknown architecture {cfg.arch!r}; valid: {', '.join(_BUILDERS)}")
+    r = cfg.resolution
+    if not (isinstance(r, int) and 16 <= r <= 256 and r & (r - 1) == 0):
+        raise ConfigError("resolution", f"must be a power of two between 16 and 256, got {r!r}")
+    if not (isinstance(channels, int) and channels >= 1):
+        raise ConfigError("channels", f"need at least one image channel, got {channels!r}")
+    if cfg.conditional and num_classes < 2:
+        raise ConfigError("conditional", "needs a labelled dataset with at least two classes "
+                                         f"(class subfolders or a labelled built-in dataset); found {num_classes}")
+    return _BUILDERS[cfg.arch](cfg, channels, num_classes if cfg.conditional else 0)

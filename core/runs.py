@@ -1,0 +1,263 @@
+"""The run folder contract: RunStore writes a run, RunInfo/list_runs read any run tolerantly."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fsutil import JsonlAppender, atomic_write_json, metrics_row, read_json, read_jsonl
+
+STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
+ACTIVE_STATES = ("starting", "running", "paused")
+_RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
+# A run whose status says "running" but has not been updated for this long lost its process.
+STALE_AFTER_S = 300.0
+
+
+class RunError(ValueError):
+    """A run folder problem a user can act on (names the folder or file)."""
+
+
+def sanitize_name(name: str) -> str:
+    """A folder-safe run name: letters, digits, '-', '_', '.'; never a path."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:60]
+    return s or "run"
+
+
+def resolve_inside(root: str | Path, candidate: str | Path) -> Path:
+    """Resolve ``candidate`` (absolute or relative to root) and refuse anything outside ``root``."""
+    root_r = Path(root).expanduser().resolve()
+    p = Path(candidate).expanduser()
+    p = (p if p.is_absolute() else root_r / p).resolve()
+    if p != root_r and root_r not in p.parents:
+        raise RunError(f"{candidate} is outside the runs folder {root_r}")
+    return p
+
+
+class RunStore:
+    """Writer side of one run folder. Only the training process (rank 0) holds one."""
+
+    CONFIG = "config.json"
+    METRICS = "metrics.jsonl"
+    EVENTS = "events.jsonl"
+    STATUS = "status.json"
+    CONTROL = "control.json"
+    REALS = "reals.png"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.samples_dir = self.path / "samples"
+        self.checkpoints_dir = self.path / "checkpoints"
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        self._metrics: JsonlAppender | None = None
+        self._events: JsonlAppender | None = None
+        self._status: dict[str, Any] = {}
+        try:
+            self._status = read_json(self.path / self.STATUS)
+        except ValueError:
+            pass
+
+    # ---------------------------------------------------------------- creation
+    @classmethod
+    def create(cls, runs_root: str | Path, name: str, config: dict[str, Any], meta: dict[str, Any]) -> "RunStore":
+        """Make ``runs_root/NNNNN-name`` with the next free number; never reuses a folder."""
+        root = Path(runs_root).expanduser()
+        root.mkdir(parents=True, exist_ok=True)
+        name = sanitize_name(name)
+        for _ in range(1000):
+            nums = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_DIR_RE.match(p.name))]
+            path = root / f"{(max(nums) + 1) if nums else 0:05d}-{name}"
+            try:
+                path.mkdir()  # exclusive: two processes racing for a number get different folders
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - needs 1000 concurrent creators
+            raise RunError(f"could not create a new run folder in {root}")
+        store = cls(path)
+        atomic_write_json(path / cls.CONFIG, {"config": config, **meta})
+        store.write_status(state="starting", step=0, total_steps=config.get("steps"))
+        return store
+
+    # ---------------------------------------------------------------- writing
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        if self._metrics is None:
+            self._metrics = JsonlAppender(self.path / self.METRICS)
+        self._metrics.write(metrics_row(row))
+
+    def log_event(self, type: str, **fields: Any) -> dict[str, Any]:
+        if self._events is None:
+            self._events = JsonlAppender(self.path / self.EVENTS)
+        ev = {"type": type, "time": time.time(), **fields}
+        self._events.write(ev)
+        return ev
+
+    def write_status(self, **fields: Any) -> None:
+        """Merge ``fields`` into status.json and rewrite it atomically (no fsync: it is advisory)."""
+        self._status.update(fields)
+        self._status["updated"] = time.time()
+        self._status["pid"] = os.getpid()
+        atomic_write_json(self.path / self.STATUS, self._status, fsync=False)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self._status)
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """On resume, drop metric rows past the checkpoint's step so no step appears twice."""
+        path = self.path / self.METRICS
+        rows, _ = read_jsonl(path)
+        keep = [r for r in rows if not isinstance(r.get("step"), int) or r["step"] <= step]
+        if len(keep) != len(rows):
+            tmp = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep)
+            from .fsutil import atomic_write_bytes
+            atomic_write_bytes(path, tmp.encode("utf-8"))
+
+    def close(self) -> None:
+        for f in (self._metrics, self._events):
+            if f is not None:
+                f.sync()
+                f.close()
+        self._metrics = self._events = None
+
+
+# -------------------------------------------------------------------- control
+def write_control(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
+    """Ask a training process to change state: {"state": "running|paused|stopped"}, or
+    ``checkpoint=True`` to request a checkpoint (a counter, so repeated requests are all seen)."""
+    path = Path(run_dir) / RunStore.CONTROL
+    try:
+        ctl = read_json(path)
+        if not isinstance(ctl, dict):
+            ctl = {}
+    except ValueError:
+        ctl = {}
+    if changes.pop("checkpoint", False):
+        ctl["checkpoint_seq"] = int(ctl.get("checkpoint_seq", 0)) + 1
+    ctl.update(changes)
+    ctl["time"] = time.time()
+    atomic_write_json(path, ctl, fsync=False)
+    return ctl
+
+
+def read_control(run_dir: str | Path) -> dict[str, Any]:
+    try:
+        ctl = read_json(Path(run_dir) / RunStore.CONTROL)
+        return ctl if isinstance(ctl, dict) else {}
+    except ValueError:
+        return {}
+
+
+# -------------------------------------------------------------------- reading
+@dataclass
+class RunInfo:
+    """A tolerant snapshot of one run folder; ``problems`` lists what is broken, by file."""
+
+    path: Path
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        s = self.status.get("state", "unknown")
+        if s in ACTIVE_STATES and self.is_stale:
+            return "interrupted"
+        return s
+
+    @property
+    def is_stale(self) -> bool:
+        upd = self.status.get("updated")
+        return isinstance(upd, (int, float)) and time.time() - upd > STALE_AFTER_S
+
+    @property
+    def step(self) -> int:
+        return int(self.status.get("step") or 0)
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.status.get("total_steps") or self.config.get("steps") or 0)
+
+    def samples(self) -> list[tuple[int, Path]]:
+        """(step, path) of every sample grid, oldest first."""
+        out = []
+        for p in (self.path / "samples").glob("step_*.png"):
+            try:
+                out.append((int(p.stem.split("_")[1]), p))
+            except (IndexError, ValueError):
+                continue
+        return sorted(out)
+
+    def latest_sample(self) -> Path | None:
+        s = self.samples()
+        return s[-1][1] if s else None
+
+    def checkpoints(self) -> list[Path]:
+        return sorted((self.path / "checkpoints").glob("step_*.pt"))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / RunStore.METRICS)[0]
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / RunStore.EVENTS)[0]
+
+    def last_error(self) -> str | None:
+        for ev in reversed(self.events()):
+            if ev.get("type") in ("error", "diverged"):
+                return str(ev.get("message") or ev)
+        return None
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """Read a run folder without ever raising for broken contents."""
+    p = Path(path)
+    info = RunInfo(path=p, name=p.name)
+    if not p.is_dir():
+        info.problems.append(f"{p} is not a folder")
+        return info
+    try:
+        raw = read_json(p / RunStore.CONFIG)
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
+            info.config = raw["config"]
+            info.meta = {k: v for k, v in raw.items() if k != "config"}
+        else:
+            info.problems.append(f"{RunStore.CONFIG} in {p.name} has no 'config' object")
+    except ValueError as e:
+        info.problems.append(str(e))
+    try:
+        st = read_json(p / RunStore.STATUS)
+        if isinstance(st, dict):
+            info.status = st
+        else:
+            info.problems.append(f"{RunStore.STATUS} in {p.name} is not a JSON object")
+    except ValueError as e:
+        info.problems.append(str(e))
+    return info
+
+
+def list_runs(root: str | Path) -> list[RunInfo]:
+    """Every run folder (``NNNNN-name``) under ``root``, newest first; a missing root is empty."""
+    r = Path(root).expanduser()
+    if not r.is_dir():
+        return []
+    dirs = [p for p in r.iterdir() if p.is_dir() and _RUN_DIR_RE.match(p.name)]
+    return [load_run(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+
+
+def delete_run(root: str | Path, run_dir: str | Path) -> None:
+    """Delete a run folder that lies inside ``root`` and is not being trained."""
+    p = resolve_inside(root, run_dir)
+    if p == Path(root).expanduser().resolve() or not _RUN_DIR_RE.match(p.name):
+        raise RunError(f"{run_dir} is not a run folder")
+    info = load_run(p)
+    if info.state in ACTIVE_STATES:
+        raise RunError(f"{p.name} is still {info.state}; stop it before deleting")
+    shutil.rmtree(p)

@@ -1,0 +1,256 @@
+"""The training loop around Trainer.step: logging, samples, checkpoints, control, failure handling."""
+from __future__ import annotations
+
+import errno
+import math
+import resource
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from ..fsutil import atomic_write_bytes
+from ..imaging import grid_png
+from ..runs import read_control
+from .checkpoint import checkpoint_name, rotate_checkpoints, save_checkpoint
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+CONTROL_POLL_S = 0.5
+
+
+class Diverged(RuntimeError):
+    """Training produced non-finite losses or weights."""
+
+
+class LoopContext:
+    """Mutable bookkeeping of one ``run`` call (kept off the Trainer so the Trainer stays pure)."""
+
+    def __init__(self, t: "Trainer", should_stop, on_event):
+        self.t = t
+        self.should_stop = should_stop or (lambda: False)
+        self.on_event = on_event or (lambda ev: None)
+        self.start_wall = time.time()
+        self.start_step = t.step_count
+        self.active_s = 0.0  # wall time spent training (pauses excluded), for the minutes budget and ETA
+        self.window: dict[str, torch.Tensor] = {}
+        self.window_n = 0
+        self.window_t0 = time.perf_counter()
+        self.window_step0 = t.step_count
+        self.sec_per_step: float | None = None
+        self.last_control_check = 0.0
+        self.control_mtime = None
+        # Requests already in control.json when this process starts were meant for an earlier one.
+        self.ckpt_seq_seen = read_control(t.store.path).get("checkpoint_seq") if t.store else None
+        self.paused = False
+        self.last_sample_step = self.last_ckpt_step = -1
+        self.stop_requested = False
+        self.hooks: list[Callable[["Trainer", dict], list[dict]]] = list(getattr(t, "log_hooks", []))
+
+    # ---------------------------------------------------------------- events
+    def event(self, type: str, **fields: Any) -> None:
+        ev = {"type": type, "step": self.t.step_count, **fields}
+        if self.t.store is not None:
+            ev = self.t.store.log_event(type, step=self.t.step_count, **fields)
+        self.on_event(ev)
+
+    def status(self, **fields: Any) -> None:
+        if self.t.store is not None:
+            self.t.store.write_status(**fields)
+
+    # ---------------------------------------------------------------- control
+    def poll_control(self) -> None:
+        """Read control.json when it changed (stat is cheap; reading it every step would not be)."""
+        now = time.monotonic()
+        if now - self.last_control_check < CONTROL_POLL_S or self.t.store is None:
+            return
+        self.last_control_check = now
+        path = self.t.store.path / "control.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime == self.control_mtime:
+            return
+        self.control_mtime = mtime
+        ctl = read_control(self.t.store.path)
+        seq = ctl.get("checkpoint_seq")
+        if seq is not None and seq != self.ckpt_seq_seen:
+            self.ckpt_seq_seen = seq
+            self.checkpoint(reason="requested")
+        state = ctl.get("state")
+        if ctl.get("time", 0) < self.start_wall:
+            return  # a command left over from before this process started (e.g. "stopped" before resume)
+        if state == "stopped":
+            self.stop_requested = True
+        elif state == "paused" and not self.paused:
+            self.paused = True
+            self.status(state="paused")
+            self.event("state", state="paused", message="Paused")
+        elif state == "running" and self.paused:
+            self.paused = False
+            self.status(state="running")
+            self.event("state", state="running", message="Resumed")
+
+    # ---------------------------------------------------------------- outputs
+    def sample(self) -> None:
+        t = self.t
+        if t.store is None:
+            return
+        png = grid_png(t.sample_fixed(), nrow=8)
+        path = t.store.samples_dir / f"step_{t.step_count:07d}.png"
+        atomic_write_bytes(path, png, fsync=False)
+        self.last_sample_step = t.step_count
+        self.event("sample", path=f"samples/{path.name}")
+
+    def checkpoint(self, reason: str = "periodic") -> None:
+        t = self.t
+        if t.store is None:
+            return
+        if not t.weights_finite():
+            raise Diverged("weights became non-finite; the last good checkpoint is kept")
+        path = t.store.checkpoints_dir / checkpoint_name(t.step_count)
+        save_checkpoint(path, t.state_dict())
+        rotate_checkpoints(t.store.checkpoints_dir, t.cfg.keep_checkpoints)
+        self.last_ckpt_step = t.step_count
+        self.event("checkpoint", path=f"checkpoints/{path.name}", reason=reason)
+
+    def log(self) -> dict[str, Any]:
+        t, cfg = self.t, self.t.cfg
+        now = time.perf_counter()
+        n_steps = t.step_count - self.window_step0
+        dt = max(now - self.window_t0, 1e-9)
+        row: dict[str, Any] = {"step": t.step_count, "time": time.time()}
+        for k, v in self.window.items():
+            row[k] = float(v) / max(self.window_n, 1) if not k.startswith("grad/") else float(v)
+        nonfinite = [k for k in ("loss/d", "loss/g") if k in row and not math.isfinite(row[k])]
+        sps = dt / max(n_steps, 1)
+        self.sec_per_step = sps if self.sec_per_step is None else 0.7 * self.sec_per_step + 0.3 * sps
+        img_per_s = n_steps * cfg.batch_size * cfg.n_critic * t.world_size / dt
+        row.update({"lr/g": t.opt_g.param_groups[0]["lr"], "lr/d": t.opt_d.param_groups[0]["lr"],
+                    "perf/img_per_s": img_per_s, "perf/sec_per_step": sps, "epoch": t.sampler.epoch})
+        row["mem/peak_gb"] = _peak_memory_gb(t.device)
+        self.window, self.window_n = {}, 0
+        self.window_t0, self.window_step0 = now, t.step_count
+        if t.store is not None:
+            t.store.log_metrics(row)
+        for hook in self.hooks:
+            for ev in hook(t, row) or []:
+                self.event(ev.pop("type", "finding"), **ev)
+        self.status(state="running", step=t.step_count, total_steps=cfg.steps, img_per_s=img_per_s,
+                    sec_per_step=self.sec_per_step, eta_s=self.eta(), elapsed_s=self.active_s,
+                    images_seen=t.images_seen, epoch=t.sampler.epoch,
+                    last={k: row.get(k) for k in ("loss/d", "loss/g", "d/real", "d/fake")})
+        if nonfinite:
+            raise Diverged(f"non-finite {' and '.join(nonfinite)} at step {t.step_count}")
+        return row
+
+    def eta(self) -> float | None:
+        t, cfg = self.t, self.t.cfg
+        if self.sec_per_step is None:
+            return None
+        eta = (cfg.steps - t.step_count) * self.sec_per_step
+        if cfg.minutes > 0:
+            eta = min(eta, max(0.0, cfg.minutes * 60 - self.active_s))
+        return eta
+
+    def budget_spent(self) -> bool:
+        t, cfg = self.t, self.t.cfg
+        return t.step_count >= cfg.steps or (cfg.minutes > 0 and self.active_s >= cfg.minutes * 60)
+
+
+def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
+    """Train until steps/minutes are used up or a stop is asked for; return the final state.
+
+    Failures never propagate: they end the run as ``failed`` or ``diverged`` with a readable
+    message in events.jsonl, and the last good checkpoint stays on disk.
+    """
+    if t.threads:
+        torch.set_num_threads(t.threads)  # this may be a new thread: thread settings are per thread
+    ctx = LoopContext(t, should_stop, on_event)
+    cfg = t.cfg
+    ctx.status(state="running", step=t.step_count, total_steps=cfg.steps, device=str(t.device),
+               precision=t.precision.label, threads=t.threads, message="")
+    ctx.event("state", state="running", message=f"Training on {t.device} ({t.precision.label})"
+              + (f", {t.threads} CPU thread(s)" if t.threads else ""))
+    final, message, tb = "finished", "Finished", None
+    try:
+        if t.store is not None and not (t.store.path / "reals.png").exists():
+            atomic_write_bytes(t.store.path / "reals.png", grid_png(t.dataset.grid_sample(64, cfg.seed), nrow=8),
+                               fsync=False)
+        if t.step_count == 0 or not any(t.store.samples_dir.glob("*.png") if t.store else []):
+            ctx.sample()
+        last_tick = time.perf_counter()
+        while not ctx.budget_spent():
+            ctx.poll_control()
+            if ctx.stop_requested or ctx.should_stop():
+                final, message = "stopped", f"Stopped by the user at step {t.step_count}"
+                break
+            if ctx.paused:
+                time.sleep(0.2)
+                last_tick = time.perf_counter()
+                ctx.window_t0 = last_tick  # a pause must not count as slow steps
+                continue
+            want_norms = (t.step_count + 1) % cfg.log_every == 0
+            out = t.step(want_grad_norms=want_norms)
+            for k, v in out.items():
+                ctx.window[k] = ctx.window[k] + v if (k in ctx.window and not k.startswith("grad/")) else v
+            ctx.window_n += 1
+            now = time.perf_counter()
+            ctx.active_s += now - last_tick
+            last_tick = now
+            s = t.step_count
+            if s % cfg.log_every == 0 or s == 1:
+                ctx.log()
+            if s % cfg.sample_every == 0:
+                ctx.sample()
+            if s % cfg.checkpoint_every == 0:
+                ctx.checkpoint()
+        if ctx.window_n:
+            ctx.log()
+        if final == "finished" and cfg.minutes > 0 and t.step_count < cfg.steps:
+            message = f"Time budget of {cfg.minutes:g} min used at step {t.step_count}"
+        if ctx.last_sample_step != t.step_count:
+            ctx.sample()
+        if ctx.last_ckpt_step != t.step_count:
+            ctx.checkpoint(reason="final")
+    except Diverged as e:
+        final = "diverged"
+        message = (f"Training diverged: {e}. Lower the learning rates (lr_g, lr_d) by 2-10x, "
+                   "enable spectral_norm, or use the wgan-gp / hinge loss. The last good checkpoint is kept.")
+    except torch.OutOfMemoryError:
+        final = "failed"
+        message = (f"Out of memory on {t.device} at batch_size={cfg.batch_size}, resolution={cfg.resolution}. "
+                   f"Try batch_size={max(2, cfg.batch_size // 2)} or a smaller resolution/width.")
+    except OSError as e:
+        final = "failed"
+        if e.errno == errno.ENOSPC:
+            message = f"Disk full while writing to {t.store.path if t.store else 'the run folder'}: free some space, then resume. The previous checkpoint is intact."
+        else:
+            message = f"File error: {e}. The previous checkpoint is intact."
+    except Exception as e:  # a crash must end as a readable failure, never kill the server
+        final = "failed"
+        message = f"{type(e).__name__}: {e}"
+        tb = traceback.format_exc()
+    try:
+        if final in ("diverged", "failed"):
+            ctx.event("error" if final == "failed" else "diverged", message=message,
+                      **({"traceback": tb} if tb else {}))
+        ctx.status(state=final, step=t.step_count, eta_s=0 if final == "finished" else None, message=message,
+                   elapsed_s=ctx.active_s)
+        ctx.event("state", state=final, message=message)
+    except OSError:  # the disk may still be full: the state is lost, the checkpoints are not
+        pass
+    if t.store is not None:
+        t.store.close()
+    return final
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**30 if sys.platform == "darwin" else 2**20)

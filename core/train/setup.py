@@ -1,0 +1,153 @@
+"""Start, resume and fork runs: the glue between TrainConfig, the dataset, the run folder and a Trainer."""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..config import RESUME_LOCKED, ConfigError, TrainConfig
+from ..data import DataError, ImageDataset, load_dataset
+from ..runs import RunError, RunStore, load_run
+from .checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints
+from .trainer import Trainer
+
+# Fields that fix the networks' shapes: a fork may change anything else (even the data).
+SHAPE_FIELDS = ("resolution", "arch", "latent_dim", "g_width", "d_width", "conditional", "d_norm",
+                "spectral_norm", "minibatch_std")
+
+
+def library_versions() -> dict[str, str]:
+    import PIL
+    import numpy
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+           "pillow": PIL.__version__}
+    try:
+        import torchvision
+        out["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def dataset_meta(ds: ImageDataset) -> dict[str, Any]:
+    return {"source": ds.source, "fingerprint": ds.fingerprint, "count": len(ds), "channels": ds.channels,
+            "resolution": ds.resolution, "class_names": list(ds.class_names)}
+
+
+def default_name(cfg: TrainConfig) -> str:
+    if cfg.name:
+        return cfg.name
+    data = Path(cfg.data).name if ("/" in cfg.data or "\\" in cfg.data) else cfg.data
+    return f"{cfg.arch}-{data}"
+
+
+def _load_data(cfg: TrainConfig, progress=None) -> ImageDataset:
+    return load_dataset(cfg.data, cfg.resolution, channels=cfg.channels, progress=progress)
+
+
+def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | None = None,
+               progress: Callable[[int, int], None] | None = None, shared_cpu: bool = False,
+               meta: dict[str, Any] | None = None) -> Trainer:
+    """Validate, load the data (errors stop here, before any folder exists), create the run folder."""
+    cfg = cfg.validate()
+    ds = dataset or _load_data(cfg, progress)
+    if cfg.conditional and ds.num_classes < 2:
+        raise ConfigError("conditional", f"needs at least two classes, but {cfg.data} has "
+                          f"{'none (no class subfolders)' if ds.num_classes == 0 else 'only one'}")
+    store = RunStore.create(runs_dir, default_name(cfg), cfg.to_dict(),
+                            {"versions": library_versions(), "dataset": dataset_meta(ds), "created": time.time(),
+                             **(meta or {})})
+    store.log_event("state", state="starting", step=0, message=f"Created run {store.path.name}")
+    return Trainer(cfg, ds, store, shared_cpu=shared_cpu)
+
+
+def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKED, verb="resuming") -> None:
+    for name in locked:
+        if getattr(old, name) != getattr(new, name):
+            raise ConfigError(name, f"cannot change from {getattr(old, name)!r} to {getattr(new, name)!r} when "
+                              f"{verb}: it changes the networks or the data. Fork a new run instead.")
+
+
+def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | None = None,
+               changes: dict[str, Any] | None = None, shared_cpu: bool = False) -> Trainer:
+    """Continue a run in its own folder from its latest valid checkpoint (or from scratch if none)."""
+    info = load_run(run_dir)
+    if not info.config:
+        raise RunError(f"cannot resume {info.path}: " + ("; ".join(info.problems) or "no config.json"))
+    if info.state in ("starting", "running", "paused"):
+        raise RunError(f"{info.path.name} is still {info.state} (pid {info.status.get('pid')}); stop it first")
+    old = TrainConfig.from_dict(info.config, source=str(Path(run_dir) / "config.json"))
+    upd = dict(changes or {})
+    if steps is not None:
+        upd["steps"] = steps
+    if minutes is not None:
+        upd["minutes"] = minutes
+    cfg = old.replace(**upd).validate()
+    check_resume_changes(old, cfg)
+    found = latest_valid_checkpoint(Path(run_dir) / "checkpoints")
+    if found is None and list_checkpoints(Path(run_dir) / "checkpoints"):
+        raise CheckpointError(f"every checkpoint in {Path(run_dir) / 'checkpoints'} is unreadable")
+    if found is not None:
+        check_resume_changes(TrainConfig.from_dict(found[1]["config"]), cfg)
+        if found[1]["step"] >= cfg.steps:
+            raise ConfigError("steps", f"the run is already at step {found[1]['step']}; "
+                              f"ask for more steps than that (e.g. --steps {found[1]['step'] * 2})")
+    ds = _load_data(cfg)
+    fp_then = info.meta.get("dataset", {}).get("fingerprint")
+    store = RunStore(run_dir)
+    if fp_then and fp_then != ds.fingerprint:
+        store.log_event("warning", step=found[1]["step"] if found else 0,
+                        message=f"The data in {cfg.data} changed since this run started; training continues on it.")
+    t = Trainer(cfg, ds, store, shared_cpu=shared_cpu)
+    if found is not None:
+        t.load_state_dict(found[1])
+    store.truncate_metrics_after(t.step_count)  # no step appears twice in metrics.jsonl
+    if cfg != old:
+        from ..fsutil import atomic_write_json, read_json
+        raw = read_json(store.path / RunStore.CONFIG)
+        raw["config"] = cfg.to_dict()
+        atomic_write_json(store.path / RunStore.CONFIG, raw)
+    store.write_status(state="starting", step=t.step_count, total_steps=cfg.steps, message="Resuming")
+    store.log_event("state", state="starting", step=t.step_count,
+                    message=f"Resumed from {found[0].name}" if found else "Restarted (no checkpoint yet)")
+    return t
+
+
+def fork_run(run_dir: str | Path, changes: dict[str, Any], runs_dir: str | Path | None = None,
+             shared_cpu: bool = False) -> Trainer:
+    """A new run folder initialised with the source run's latest weights and an edited config."""
+    info = load_run(run_dir)
+    if not info.config:
+        raise RunError(f"cannot fork {info.path}: " + ("; ".join(info.problems) or "no config.json"))
+    old = TrainConfig.from_dict(info.config)
+    cfg = old.replace(**changes)
+    if "name" not in changes:
+        cfg = cfg.replace(name=(old.name or default_name(old))[:52] + "-fork")
+    cfg = cfg.validate()
+    check_resume_changes(old, cfg, locked=SHAPE_FIELDS, verb="forking")
+    found = latest_valid_checkpoint(Path(run_dir) / "checkpoints")
+    start_step = found[1]["step"] if found else 0
+    if cfg.steps <= start_step:
+        raise ConfigError("steps", f"the source is at step {start_step}; the fork needs more steps than that")
+    ds = _load_data(cfg)
+    if found and found[1]["dataset"]["channels"] != ds.channels:
+        raise ConfigError("channels", "the new data has a different number of channels than the source run")
+    t = create_run(cfg, runs_dir or Path(run_dir).parent, dataset=ds, shared_cpu=shared_cpu,
+                   meta={"forked_from": {"run": str(Path(run_dir).name), "step": start_step,
+                                         "changes": changes}})
+    if found is not None:
+        same_opt = cfg.loss == old.loss and cfg.beta1 == old.beta1 and cfg.beta2 == old.beta2
+        t.load_state_dict(found[1], weights_only=True)
+        if same_opt:  # keep Adam's moments: a fork that only tweaks a rate continues smoothly
+            t.opt_g.load_state_dict(found[1]["opt_g"])
+            t.opt_d.load_state_dict(found[1]["opt_d"])
+            for opt, lr in ((t.opt_g, cfg.lr_g), (t.opt_d, cfg.lr_d)):
+                for g in opt.param_groups:
+                    g["lr"] = lr
+    return t
+
+
+__all__ = ["create_run", "resume_run", "fork_run", "DataError", "ConfigError", "CheckpointError", "RunError"]

@@ -1,0 +1,248 @@
+"""Trainer: builds G, D, optimisers, EMA and precision from a TrainConfig and runs one GAN step at a time."""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import DiffAugment, ImageDataset
+from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penalty
+from ..models import build_models
+from ..runs import RunStore
+from .device import choose_threads, pick_device, pick_precision
+from .ema import EMA
+from .sampler import TensorBatchSampler
+
+N_FIXED = 64  # samples in the fixed-latent grid (8 x 8)
+
+
+class Trainer:
+    """One GAN training session over an in-memory dataset, optionally writing a run folder.
+
+    ``step()`` does n_critic discriminator updates and one generator update and returns 0-d
+    tensors (no host sync); ``run()`` (in loop.py) drives it with logging, samples, checkpoints
+    and cooperative stop/pause.
+    """
+
+    def __init__(self, cfg: TrainConfig, dataset: ImageDataset, store: RunStore | None = None,
+                 shared_cpu: bool = False, rank: int = 0, world_size: int = 1,
+                 device: torch.device | None = None):
+        self.cfg = cfg.validate()
+        self.dataset = dataset
+        self.store = store
+        self.rank, self.world_size = rank, world_size
+        self.device = device or pick_device(cfg.device)
+        self.precision = pick_precision(cfg, self.device)
+        self.threads = choose_threads(cfg, shared_cpu) if self.device.type == "cpu" else None
+        if self.threads:
+            torch.set_num_threads(self.threads)  # per calling thread: the training thread sets its own
+        torch.manual_seed(cfg.seed)
+        self.num_classes = dataset.num_classes if cfg.conditional else 0
+        self.G, self.D = build_models(cfg, dataset.channels, self.num_classes)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.channels_last = self.device.type == "cuda" and cfg.arch != "mlp"
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.loss = get_loss(cfg.loss)
+        self.opt_g, self.opt_d = self._optimizers()
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=self.precision.use_scaler)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.precision.use_scaler)
+        self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
+        self.augment = DiffAugment(cfg.diffaug_policies) if cfg.diffaug_policies else None
+        self.sampler = TensorBatchSampler(dataset.images, dataset.labels if self.num_classes else None,
+                                          cfg.batch_size, self.device, cfg.seed, rank, world_size)
+        # Networks used for the forward passes (possibly compiled); state always lives in G and D.
+        self.G_fwd: Callable = torch.compile(self.G) if cfg.compile else self.G
+        self.D_fwd: Callable = torch.compile(self.D) if cfg.compile else self.D
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.fixed_z = torch.randn(N_FIXED, cfg.latent_dim, generator=gen).to(self.device)
+        # Conditional grids: one class per row, so each row shows what G makes of that class.
+        self.fixed_y = (torch.arange(N_FIXED) // 8 % self.num_classes).to(self.device) if self.num_classes else None
+        self.step_count = 0
+        self.images_seen = 0
+        self.extra_state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ build
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        cfg = self.cfg
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        if self.loss.prefers_optimizer == "rmsprop":  # WGAN with clipping: momentum-free, as in the paper
+            return (torch.optim.RMSprop(self.G.parameters(), lr=cfg.lr_g),
+                    torch.optim.RMSprop(self.D.parameters(), lr=cfg.lr_d))
+        return (torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused),
+                torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused))
+
+    def _autocast(self):
+        if self.precision.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
+
+    def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(n, self.cfg.latent_dim, device=self.device)
+        y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
+        return z, y
+
+    def _d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees: instance noise (annealed to 0 over the run), then DiffAugment."""
+        if self.cfg.instance_noise > 0:
+            std = self.cfg.instance_noise * max(0.0, 1.0 - self.step_count / self.cfg.steps)
+            if std > 0:
+                x = x + std * torch.randn_like(x)
+        if self.augment is not None:
+            x = self.augment(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # ------------------------------------------------------------------ step
+    def step(self, want_grad_norms: bool = False) -> dict[str, torch.Tensor]:
+        """n_critic D updates, then one G update. Returns detached 0-d tensors (no host sync)."""
+        cfg, out = self.cfg, {}
+        self.G.train()
+        self.D.train()
+        real_target = 1.0 - cfg.label_smoothing
+        for _ in range(cfg.n_critic):
+            real, y = self.sampler.next()
+            z, _ = self._noise(real.shape[0])
+            with torch.no_grad(), self._autocast():
+                fake = self.G_fwd(z, y)
+            need_r1 = cfg.r1_weight > 0
+            real_in = self._d_input(real)
+            if need_r1:
+                real_in = real_in.detach().requires_grad_(True)
+            with self._autocast():
+                d_real = self.D_fwd(real_in, y)
+                d_fake = self.D_fwd(self._d_input(fake.float()), y)
+                loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), real_target=real_target)
+            total_d = loss_d
+            if self.loss.uses_gradient_penalty:
+                # Penalties are computed in fp32: second-order gradients underflow in half precision.
+                gp, gnorm = gradient_penalty(self.D, real.detach(), fake.detach().float(), y, one_sided=cfg.gp_one_sided)
+                total_d = total_d + cfg.gp_weight * gp
+                out["gp"], out["gp/grad_norm"] = gp.detach(), gnorm.detach()
+            if need_r1:
+                r1 = r1_penalty(d_real.float(), real_in)
+                total_d = total_d + 0.5 * cfg.r1_weight * r1
+                out["r1"] = r1.detach()
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(total_d).backward()
+            if want_grad_norms:
+                self.scaler_d.unscale_(self.opt_d)
+                out["grad/d"] = _grad_norm(self.D)
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+            if self.loss.uses_weight_clipping:
+                with torch.no_grad():
+                    for p in self.D.parameters():
+                        p.clamp_(-cfg.clip_value, cfg.clip_value)
+        # ---- generator phase
+        z, yg = self._noise(cfg.batch_size)
+        with self._autocast():
+            fake = self.G_fwd(z, yg)
+            d_fake_g = self.D_fwd(self._d_input(fake), yg)
+            loss_g = self.loss.g_loss(d_fake_g.float(), saturating=cfg.g_saturating)
+            total_g = loss_g
+            if cfg.feature_matching > 0:
+                with torch.no_grad():
+                    real_feat = self.D.features(self._d_input(real), y)
+                fm = feature_matching_loss(real_feat.float(), self.D.features(self._d_input(fake), yg).float())
+                total_g = total_g + cfg.feature_matching * fm
+                out["fm"] = fm.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(total_g).backward()
+        if want_grad_norms:
+            self.scaler_g.unscale_(self.opt_g)
+            out["grad/g"] = _grad_norm(self.G)
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        # D's parameter grads from the G phase are never used; drop them so they cost no memory.
+        self.D.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.G)
+        self.step_count += 1
+        self.images_seen += cfg.batch_size * cfg.n_critic * self.world_size
+        out.update({"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),
+                    "d/real": self.loss.d_output(d_real.detach().float()).mean(),
+                    "d/fake": self.loss.d_output(d_fake.detach().float()).mean()})
+        return out
+
+    # ------------------------------------------------------------------ samples
+    @property
+    def sample_generator(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.G
+
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        """Images from the fixed latent batch (EMA generator when enabled), float in [-1, 1] on CPU."""
+        g = self.sample_generator
+        was_training = g.training
+        g.eval()
+        try:
+            with self._autocast():
+                x = g(self.fixed_z, self.fixed_y)
+        finally:
+            g.train(was_training)
+        return x.float().cpu()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimisers, EMA, scalers, data order, RNG."""
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "step": self.step_count, "images_seen": self.images_seen, "config": self.cfg.to_dict(),
+            "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "G_ema": self.ema.state_dict() if self.ema else None,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+            "sampler": self.sampler.state_dict(), "rng": rng,
+            "dataset": {"fingerprint": self.dataset.fingerprint, "count": len(self.dataset),
+                        "channels": self.dataset.channels, "num_classes": self.num_classes},
+            "extra": self.extra_state, "time": time.time(),
+        }
+
+    def load_state_dict(self, s: dict[str, Any], weights_only: bool = False) -> None:
+        """Restore a checkpoint; ``weights_only`` (forks) restores networks and EMA but not optimisers/RNG."""
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        if self.ema is not None:
+            if s.get("G_ema"):
+                self.ema.load_state_dict(s["G_ema"])
+            else:
+                self.ema.model.load_state_dict(s["G"])
+        self.step_count = int(s["step"])
+        self.images_seen = int(s.get("images_seen", 0))
+        self.extra_state = dict(s.get("extra") or {})
+        if weights_only:
+            return
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.scaler_g.load_state_dict(s["scaler_g"])
+        self.scaler_d.load_state_dict(s["scaler_d"])
+        self.sampler.load_state_dict(s["sampler"])
+        torch.set_rng_state(s["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in s["rng"]:
+            torch.cuda.set_rng_state(s["rng"]["cuda"], self.device)
+
+    def weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())
+
+    def run(self, should_stop: Callable[[], bool] | None = None,
+            on_event: Callable[[dict], None] | None = None) -> str:
+        """Train to the configured steps/minutes; returns the final state. See loop.py."""
+        from .loop import run_loop
+        return run_loop(self, should_stop, on_event)
+
+
+def _grad_norm(model: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated dataset cache, tiny configs and tiny image folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Never touch the user's real cache, and keep CPU tests single-threaded and steady.
+os.environ.setdefault("GAN_STUDIO_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "gan-cache"))
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A config that trains in milliseconds per step on a CPU."""
+    from core.config import TrainConfig
+    return TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8,
+                       steps=6, log_every=2, sample_every=3, checkpoint_every=3, device="cpu", threads=1, ema=0.9)
+
+
+def make_image_folder(root: Path, n: int = 12, size: int = 20, classes: tuple[str, ...] = ()) -> Path:
+    """Write ``n`` small random-colour PNGs (spread over class subfolders if given)."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        d = root / classes[i % len(classes)] if classes else root
+        d.mkdir(exist_ok=True)
+        arr = (rng.random((size, size + 4, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(d / f"img_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return make_image_folder(tmp_path / "images")

@@ -7,7 +7,7 @@ import resource
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -48,7 +48,7 @@ class LoopContext:
         self.paused = False
         self.last_sample_step = self.last_ckpt_step = -1
         self.stop_requested = False
-        self.hooks: list[Callable[["Trainer", dict], list[dict]]] = list(getattr(t, "log_hooks", []))
+        self.hooks = t.log_hooks
 
     # ---------------------------------------------------------------- events
     def event(self, type: str, **fields: Any) -> None:
@@ -135,11 +135,16 @@ class LoopContext:
         row["mem/peak_gb"] = _peak_memory_gb(t.device)
         self.window, self.window_n = {}, 0
         self.window_t0, self.window_step0 = now, t.step_count
+        events = []
+        if not nonfinite:
+            for hook in self.hooks:
+                events.extend(hook(t, row) or [])
         if t.store is not None:
             t.store.log_metrics(row)
-        for hook in self.hooks:
-            for ev in hook(t, row) or []:
-                self.event(ev.pop("type", "finding"), **ev)
+        for ev in events:
+            ev = dict(ev)
+            ev.pop("step", None)
+            self.event(ev.pop("type", "finding"), **ev)
         self.status(state="running", step=t.step_count, total_steps=cfg.steps, img_per_s=img_per_s,
                     sec_per_step=self.sec_per_step, eta_s=self.eta(), elapsed_s=self.active_s,
                     images_seen=t.images_seen, epoch=t.sampler.epoch,
@@ -221,6 +226,11 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
         final = "diverged"
         message = (f"Training diverged: {e}. Lower the learning rates (lr_g, lr_d) by 2-10x, "
                    "enable spectral_norm, or use the wgan-gp / hinge loss. The last good checkpoint is kept.")
+        ctx.event("finding", kind="divergence", severity="critical", status="started", evidence={"error": str(e)},
+                  explanation="The losses or weights became NaN/infinite: the updates grew without bound, "
+                              "usually because a learning rate is too high for this loss and architecture.",
+                  suggestion="Fork from the last good checkpoint with both learning rates divided by 4.",
+                  fix={"lr_g": cfg.lr_g / 4, "lr_d": cfg.lr_d / 4})
     except torch.OutOfMemoryError:
         final = "failed"
         message = (f"Out of memory on {t.device} at batch_size={cfg.batch_size}, resolution={cfg.resolution}. "

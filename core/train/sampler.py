@@ -25,22 +25,44 @@ class TensorBatchSampler:
         self.labels = labels.to(self.images.device) if labels is not None else None
         self.resident = self.images.device == device
         self.gen = torch.Generator().manual_seed(seed + 7919)
+        # A small held-out set D never trains on: D's output on it vs on training images is the
+        # overfitting signal (as in ADA). Only for datasets big enough to spare it.
+        n = len(self.images)
+        n_hold = min(256, n // 20) if n >= 200 else 0
+        split = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 104729))
+        self.holdout_idx, self.train_idx = split[:n_hold], split[n_hold:]
         self.epoch = 0
         self._perm = self._new_perm()
         self._pos = 0
 
     def _new_perm(self) -> torch.Tensor:
-        perm = torch.randperm(len(self.images), generator=self.gen)
+        perm = self.train_idx[torch.randperm(len(self.train_idx), generator=self.gen)]
         return perm[self.rank::self.world_size]
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Next batch as float in [-1, 1] on the device, plus labels (or None)."""
+        return self._fetch(self._take())
+
+    def _take(self) -> torch.Tensor:
         if self._pos + self.batch_size > len(self._perm):
             self._perm = self._new_perm()
             self._pos = 0
             self.epoch += 1
         idx = self._perm[self._pos:self._pos + self.batch_size]
         self._pos += self.batch_size
+        return idx
+
+    def holdout(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """Up to ``n`` held-out images (never trained on), or None for small datasets."""
+        if len(self.holdout_idx) == 0:
+            return None
+        return self._fetch(self.holdout_idx[:n])
+
+    def training_sample(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A fixed set of ``n`` training images (the same every call), for comparisons with held-out ones."""
+        return self._fetch(self.train_idx[:n])
+
+    def _fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.images.device.type != "cpu":
             idx = idx.to(self.images.device, non_blocking=True)
         x = self.images[idx]

@@ -66,7 +66,9 @@ class Trainer:
         self.fixed_y = (torch.arange(N_FIXED) // 8 % self.num_classes).to(self.device) if self.num_classes else None
         self.step_count = 0
         self.images_seen = 0
-        self.extra_state: dict[str, Any] = {}
+        self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
+        from .hooks import default_hooks
+        self.log_hooks = default_hooks(self) if store is not None else []
 
     # ------------------------------------------------------------------ build
     def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:

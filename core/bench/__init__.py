@@ -1,0 +1,37 @@
+"""``python -m core bench quality|speed``: benchmarks whose numbers go into docs/benchmarks.md."""
+from __future__ import annotations
+
+import importlib
+
+from ..cli import EXTRA_COMMANDS
+from ..config import PRESETS, parse_overrides
+
+# Benchmarks by name: module path, function. Each takes the parsed arguments.
+BENCHES = {"quality": ("core.bench", "cli_quality"), "speed": ("core.bench.speed", "cli_speed")}
+
+
+def _add_args(p) -> None:
+    p.add_argument("which", choices=sorted(BENCHES))
+    p.add_argument("--data", default=None, help="image folder or built-in dataset (default: fashion-mnist)")
+    p.add_argument("--minutes", type=float, default=15.0, help="quality: training budget")
+    p.add_argument("--preset", default="default", choices=list(PRESETS))
+    p.add_argument("--resolution", type=int, default=None)
+    p.add_argument("--runs-dir", default="runs/bench")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--quick", action="store_true", help="speed: fewer rounds (a smoke run)")
+
+
+def _run(args) -> int:
+    mod, fn = BENCHES[args.which]
+    return getattr(importlib.import_module(mod), fn)(args)
+
+
+EXTRA_COMMANDS["bench"] = ("run a benchmark and append its results to docs/benchmarks.md", _add_args, _run)
+
+
+def cli_quality(args) -> int:
+    from .quality import run_quality
+    r = run_quality(data=args.data or "fashion-mnist", minutes=args.minutes, preset=args.preset,
+                    resolution=args.resolution or 32, runs_dir=args.runs_dir,
+                    overrides=parse_overrides(args.set or []))
+    return 0 if r["state"] == "finished" else 1

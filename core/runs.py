@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,23 @@ ACTIVE_STATES = ("starting", "running", "paused")
 _RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
 # A run whose status says "running" but has not been updated for this long lost its process.
 STALE_AFTER_S = 300.0
+
+
+HOST = socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else
+    try:  # a killed process whose parent never reaped it is a zombie: dead for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 class RunError(ValueError):
@@ -103,6 +121,7 @@ class RunStore:
         self._status.update(fields)
         self._status["updated"] = time.time()
         self._status["pid"] = os.getpid()
+        self._status["host"] = HOST
         atomic_write_json(self.path / self.STATUS, self._status, fsync=False)
 
     @property
@@ -175,6 +194,10 @@ class RunInfo:
 
     @property
     def is_stale(self) -> bool:
+        """The writer is gone: its process no longer exists on this host, or it has been silent too long."""
+        if self.status.get("host") == HOST and isinstance(self.status.get("pid"), int) \
+                and not _pid_alive(self.status["pid"]):
+            return True
         upd = self.status.get("updated")
         return isinstance(upd, (int, float)) and time.time() - upd > STALE_AFTER_S
 

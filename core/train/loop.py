@@ -46,6 +46,8 @@ class LoopContext:
         # Requests already in control.json when this process starts were meant for an earlier one.
         self.ckpt_seq_seen = read_control(t.store.path).get("checkpoint_seq") if t.store else None
         self.paused = False
+        self.want_pause = False
+        self.ckpt_requested = False
         self.last_sample_step = self.last_ckpt_step = -1
         self.stop_requested = False
         self.hooks = t.log_hooks
@@ -80,20 +82,41 @@ class LoopContext:
         seq = ctl.get("checkpoint_seq")
         if seq is not None and seq != self.ckpt_seq_seen:
             self.ckpt_seq_seen = seq
-            self.checkpoint(reason="requested")
-        state = ctl.get("state")
+            self.ckpt_requested = True
         if ctl.get("time", 0) < self.start_wall:
             return  # a command left over from before this process started (e.g. "stopped" before resume)
+        state = ctl.get("state")
         if state == "stopped":
             self.stop_requested = True
-        elif state == "paused" and not self.paused:
-            self.paused = True
-            self.status(state="paused")
-            self.event("state", state="paused", message="Paused")
-        elif state == "running" and self.paused:
-            self.paused = False
-            self.status(state="running")
-            self.event("state", state="running", message="Resumed")
+        elif state in ("paused", "running"):
+            self.want_pause = state == "paused"
+
+    def decide(self) -> tuple[bool, bool, bool]:
+        """(stop, paused, checkpoint_now), decided by rank 0 and shared with every rank so that all
+        ranks stop, pause and checkpoint at the same step (collectives would hang otherwise)."""
+        t = self.t
+        if t.rank == 0:
+            self.poll_control()
+            if self.should_stop():
+                self.stop_requested = True
+            budget = t.cfg.minutes > 0 and self.active_s >= t.cfg.minutes * 60
+            flags = [self.stop_requested or budget, self.want_pause, self.ckpt_requested]
+        else:
+            flags = [False, False, False]
+        if t.world_size > 1:
+            import torch.distributed as dist
+            buf = torch.tensor([float(f) for f in flags])
+            if t.device.type == "cuda":
+                buf = buf.to(t.device)
+            dist.broadcast(buf, 0)
+            flags = [bool(v) for v in buf.tolist()]
+        stop, pause, ckpt = flags
+        self.ckpt_requested = False
+        if pause != self.paused and not stop:
+            self.paused = pause
+            self.status(state="paused" if pause else "running")
+            self.event("state", state="paused" if pause else "running", message="Paused" if pause else "Resumed")
+        return stop, pause, ckpt
 
     # ---------------------------------------------------------------- outputs
     def sample(self) -> None:
@@ -108,12 +131,16 @@ class LoopContext:
 
     def checkpoint(self, reason: str = "periodic") -> None:
         t = self.t
-        if t.store is None:
+        if t.store is None and t.world_size == 1:
             return
         if not t.weights_finite():
             raise Diverged("weights became non-finite; the last good checkpoint is kept")
+        state = t.state_dict()  # a collective under DDP: every rank takes part
+        self.last_ckpt_step = t.step_count
+        if t.store is None:
+            return
         path = t.store.checkpoints_dir / checkpoint_name(t.step_count)
-        save_checkpoint(path, t.state_dict())
+        save_checkpoint(path, state)
         rotate_checkpoints(t.store.checkpoints_dir, t.cfg.keep_checkpoints)
         self.last_ckpt_step = t.step_count
         self.event("checkpoint", path=f"checkpoints/{path.name}", reason=reason)
@@ -124,6 +151,8 @@ class LoopContext:
         n_steps = t.step_count - self.window_step0
         dt = max(now - self.window_t0, 1e-9)
         row: dict[str, Any] = {"step": t.step_count, "time": time.time()}
+        if t.world_size > 1:
+            self.window = _mean_across_ranks(self.window, t.device)
         for k, v in self.window.items():
             row[k] = float(v) / max(self.window_n, 1) if not k.startswith("grad/") else float(v)
         nonfinite = [k for k in ("loss/d", "loss/g") if k in row and not math.isfinite(row[k])]
@@ -162,10 +191,6 @@ class LoopContext:
             eta = min(eta, max(0.0, cfg.minutes * 60 - self.active_s))
         return eta
 
-    def budget_spent(self) -> bool:
-        t, cfg = self.t, self.t.cfg
-        return t.step_count >= cfg.steps or (cfg.minutes > 0 and self.active_s >= cfg.minutes * 60)
-
 
 def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
     """Train until steps/minutes are used up or a stop is asked for; return the final state.
@@ -189,16 +214,23 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
         if t.step_count == 0 or not any(t.store.samples_dir.glob("*.png") if t.store else []):
             ctx.sample()
         last_tick = time.perf_counter()
-        while not ctx.budget_spent():
-            ctx.poll_control()
-            if ctx.stop_requested or ctx.should_stop():
-                final, message = "stopped", f"Stopped by the user at step {t.step_count}"
-                break
-            if ctx.paused:
-                time.sleep(0.2)
-                last_tick = time.perf_counter()
-                ctx.window_t0 = last_tick  # a pause must not count as slow steps
-                continue
+        # Under DDP the decision is a broadcast: take it every few steps, not every step.
+        decide_every = 1 if t.world_size == 1 else 10
+        while t.step_count < cfg.steps:
+            if ctx.paused or t.step_count % decide_every == 0:
+                stop, paused, ckpt = ctx.decide()
+                if ckpt:
+                    ctx.checkpoint(reason="requested")
+                if stop:
+                    if cfg.minutes > 0 and ctx.active_s >= cfg.minutes * 60 and not ctx.stop_requested:
+                        break  # the time budget is used up: this is a normal finish
+                    final, message = "stopped", f"Stopped by the user at step {t.step_count}"
+                    break
+                if paused:
+                    time.sleep(0.2)
+                    last_tick = time.perf_counter()
+                    ctx.window_t0 = last_tick  # a pause must not count as slow steps
+                    continue
             want_norms = (t.step_count + 1) % cfg.log_every == 0
             out = t.step(want_grad_norms=want_norms)
             for k, v in out.items():
@@ -256,7 +288,20 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
         pass
     if t.store is not None:
         t.store.close()
+    t.last_message = message if tb is None else f"{message}\n{tb}"
     return final
+
+
+def _mean_across_ranks(window: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Average the logged window over ranks (same keys in the same order on every rank)."""
+    import torch.distributed as dist
+    keys = sorted(window)
+    if not keys:
+        return window
+    buf = torch.stack([window[k].detach().float().reshape(()).to(device) for k in keys])
+    dist.all_reduce(buf)
+    buf /= dist.get_world_size()
+    return dict(zip(keys, buf.unbind()))
 
 
 def _peak_memory_gb(device: torch.device) -> float:

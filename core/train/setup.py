@@ -50,7 +50,8 @@ def _load_data(cfg: TrainConfig, progress=None) -> ImageDataset:
 
 def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | None = None,
                progress: Callable[[int, int], None] | None = None, shared_cpu: bool = False,
-               meta: dict[str, Any] | None = None) -> Trainer:
+               meta: dict[str, Any] | None = None, rank: int = 0, world_size: int = 1,
+               device: torch.device | None = None) -> Trainer:
     """Validate, load the data (errors stop here, before any folder exists), create the run folder."""
     cfg = cfg.validate()
     ds = dataset or _load_data(cfg, progress)
@@ -61,7 +62,7 @@ def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | N
                             {"versions": library_versions(), "dataset": dataset_meta(ds), "created": time.time(),
                              **(meta or {})})
     store.log_event("state", state="starting", step=0, message=f"Created run {store.path.name}")
-    return Trainer(cfg, ds, store, shared_cpu=shared_cpu)
+    return Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)
 
 
 def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKED, verb="resuming") -> None:
@@ -72,7 +73,9 @@ def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKE
 
 
 def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | None = None,
-               changes: dict[str, Any] | None = None, shared_cpu: bool = False) -> Trainer:
+               changes: dict[str, Any] | None = None, shared_cpu: bool = False, rank: int = 0,
+               world_size: int = 1, device: torch.device | None = None,
+               dataset: ImageDataset | None = None) -> Trainer:
     """Continue a run in its own folder from its latest valid checkpoint (or from scratch if none)."""
     info = load_run(run_dir)
     if not info.config:
@@ -95,15 +98,16 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
         if found[1]["step"] >= cfg.steps:
             raise ConfigError("steps", f"the run is already at step {found[1]['step']}; "
                               f"ask for more steps than that (e.g. --steps {found[1]['step'] * 2})")
-    ds = _load_data(cfg)
+    ds = dataset or _load_data(cfg)
     fp_then = info.meta.get("dataset", {}).get("fingerprint")
     store = RunStore(run_dir)
     if fp_then and fp_then != ds.fingerprint:
         store.log_event("warning", step=found[1]["step"] if found else 0,
                         message=f"The data in {cfg.data} changed since this run started; training continues on it.")
-    t = Trainer(cfg, ds, store, shared_cpu=shared_cpu)
+    t = Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)
     if found is not None:
         t.load_state_dict(found[1])
+        t.resumed_from = found[0]
     store.truncate_metrics_after(t.step_count)  # no step appears twice in metrics.jsonl
     if cfg != old:
         from ..fsutil import atomic_write_json, read_json

@@ -16,6 +16,7 @@ from ..runs import RunStore
 from .device import choose_threads, pick_device, pick_precision
 from .ema import EMA
 from .sampler import TensorBatchSampler
+from .syncbn import bn_sync, convert_batchnorm
 
 N_FIXED = 64  # samples in the fixed-latent grid (8 x 8)
 
@@ -45,6 +46,9 @@ class Trainer:
         self.G, self.D = build_models(cfg, dataset.channels, self.num_classes)
         self.G.to(self.device)
         self.D.to(self.device)
+        if world_size > 1:  # one BatchNorm over the global batch, as a single process would compute
+            convert_batchnorm(self.G)
+            convert_batchnorm(self.D)
         self.channels_last = self.device.type == "cuda" and cfg.arch != "mlp"
         if self.channels_last:
             self.G.to(memory_format=torch.channels_last)
@@ -57,15 +61,28 @@ class Trainer:
         self.augment = DiffAugment(cfg.diffaug_policies) if cfg.diffaug_policies else None
         self.sampler = TensorBatchSampler(dataset.images, dataset.labels if self.num_classes else None,
                                           cfg.batch_size, self.device, cfg.seed, rank, world_size)
-        # Networks used for the forward passes (possibly compiled); state always lives in G and D.
-        self.G_fwd: Callable = torch.compile(self.G) if cfg.compile else self.G
-        self.D_fwd: Callable = torch.compile(self.D) if cfg.compile else self.D
+        # Networks used for the forward passes (DDP-wrapped, possibly compiled); state lives in G and D.
+        self.G_fwd: Callable = self.G
+        self.D_fwd: Callable = self.D
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G_fwd = DDP(self.G, device_ids=ids, broadcast_buffers=False)  # buffers: BN stats are synced by GlobalBatchNorm
+            self.D_fwd = DDP(self.D, device_ids=ids, broadcast_buffers=False)  # buffers: BN stats are synced by GlobalBatchNorm
+        if cfg.compile:
+            self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
+        # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).
+        self.D_plain: Callable = torch.compile(self.D) if cfg.compile else self.D
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(N_FIXED, cfg.latent_dim, generator=gen).to(self.device)
         # Conditional grids: one class per row, so each row shows what G makes of that class.
         self.fixed_y = (torch.arange(N_FIXED) // 8 % self.num_classes).to(self.device) if self.num_classes else None
+        if world_size > 1:  # same initial weights everywhere (above), different noise per rank (below)
+            torch.manual_seed(cfg.seed + 1_000_003 * rank)
         self.step_count = 0
         self.images_seen = 0
+        self.last_message = ""  # how the last run() ended, in words
+        self.resumed_from = None  # the checkpoint path this trainer continued from, if any
         self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
         from .hooks import default_hooks
         self.log_hooks = default_hooks(self) if store is not None else []
@@ -108,7 +125,12 @@ class Trainer:
         cfg, out = self.cfg, {}
         self.G.train()
         self.D.train()
+        with bn_sync(self.world_size > 1):
+            return self._step(cfg, out, want_grad_norms)
+
+    def _step(self, cfg: TrainConfig, out: dict, want_grad_norms: bool) -> dict[str, torch.Tensor]:
         real_target = 1.0 - cfg.label_smoothing
+        self.D.requires_grad_(True)
         for _ in range(cfg.n_critic):
             real, y = self.sampler.next()
             z, _ = self._noise(real.shape[0])
@@ -143,11 +165,13 @@ class Trainer:
                 with torch.no_grad():
                     for p in self.D.parameters():
                         p.clamp_(-cfg.clip_value, cfg.clip_value)
-        # ---- generator phase
+        # ---- generator phase: D is only a path for G's gradients, so its parameters need none
+        # (saves a weight-gradient pass, and keeps D's DDP reducer out of G's backward).
+        self.D.requires_grad_(False)
         z, yg = self._noise(cfg.batch_size)
         with self._autocast():
             fake = self.G_fwd(z, yg)
-            d_fake_g = self.D_fwd(self._d_input(fake), yg)
+            d_fake_g = self.D_plain(self._d_input(fake), yg)
             loss_g = self.loss.g_loss(d_fake_g.float(), saturating=cfg.g_saturating)
             total_g = loss_g
             if cfg.feature_matching > 0:
@@ -163,8 +187,7 @@ class Trainer:
             out["grad/g"] = _grad_norm(self.G)
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
-        # D's parameter grads from the G phase are never used; drop them so they cost no memory.
-        self.D.zero_grad(set_to_none=True)
+        self.D.requires_grad_(True)
         if self.ema is not None:
             self.ema.update(self.G)
         self.step_count += 1
@@ -198,13 +221,18 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        rng_ranks = None
+        if self.world_size > 1:  # every rank draws its own noise: keep each rank's generator state
+            import torch.distributed as dist
+            rng_ranks = [None] * self.world_size
+            dist.all_gather_object(rng_ranks, {k: v.cpu() for k, v in rng.items()})
         return {
             "step": self.step_count, "images_seen": self.images_seen, "config": self.cfg.to_dict(),
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "G_ema": self.ema.state_dict() if self.ema else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
-            "sampler": self.sampler.state_dict(), "rng": rng,
+            "sampler": self.sampler.state_dict(), "rng": rng, "rng_ranks": rng_ranks,
             "dataset": {"fingerprint": self.dataset.fingerprint, "count": len(self.dataset),
                         "channels": self.dataset.channels, "num_classes": self.num_classes},
             "extra": self.extra_state, "time": time.time(),
@@ -229,9 +257,13 @@ class Trainer:
         self.scaler_g.load_state_dict(s["scaler_g"])
         self.scaler_d.load_state_dict(s["scaler_d"])
         self.sampler.load_state_dict(s["sampler"])
-        torch.set_rng_state(s["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in s["rng"]:
-            torch.cuda.set_rng_state(s["rng"]["cuda"], self.device)
+        rng = s["rng"]
+        ranks = s.get("rng_ranks")
+        if self.world_size > 1 and ranks and len(ranks) == self.world_size:
+            rng = ranks[self.rank]
+        torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())

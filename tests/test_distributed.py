@@ -1,0 +1,86 @@
+"""DDP on CPU (gloo, 2 processes): first-step gradients equal one process with twice the batch; kill + resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args: str, **kw) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+            "--master-port", str(free_port()), *args]
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge"])
+def test_two_ranks_match_one_rank_with_double_batch(tmp_path, loss):
+    worker = str(ROOT / "tests" / "helpers" / "ddp_first_step.py")
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    subprocess.run([sys.executable, worker, str(one), loss], env=ENV, check=True, timeout=300, cwd=ROOT)
+    subprocess.run(torchrun(worker, str(two), loss), env=ENV, check=True, timeout=300, cwd=ROOT,
+                   capture_output=True)
+    a, b = torch.load(one, weights_only=True), torch.load(two, weights_only=True)
+    for net in ("d", "g"):
+        ga, gb = a["grads"][net], b["grads"][net]
+        assert ga.keys() == gb.keys() and ga
+        for k in ga:
+            torch.testing.assert_close(gb[k], ga[k], rtol=1e-4, atol=1e-6, msg=f"{loss} {net} {k}")
+
+
+def test_two_rank_run_resumes_after_kill(tmp_path):
+    runs = tmp_path / "runs"
+    announce = tmp_path / "run_dir.txt"
+    common = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--set", "threads=1",
+              "--set", "log_every=2", "--set", "checkpoint_every=4", "--set", "sample_every=1000", "--device", "cpu"]
+    p = subprocess.Popen(torchrun("-m", "core", "train", "--data", "shapes", "--resolution", "16",
+                                  "--batch-size", "4", "--steps", "100000", "--runs-dir", str(runs),
+                                  "--announce", str(announce), "--quiet", *common),
+                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        run_dir = None
+        while time.time() < deadline:
+            if announce.exists():
+                run_dir = Path(announce.read_text())
+                if len(list((run_dir / "checkpoints").glob("step_*.pt"))) >= 2:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the 2-rank run wrote no checkpoints in time")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # no clean shutdown: like a node dying
+        subprocess.run(["pkill", "-9", "-f", str(announce)])  # the workers, if torchrun gave them own groups
+        p.wait(30)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "running"  # killed: nobody wrote a final state
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    last_step = int(ckpts[-1].stem.split("_")[1])
+    time.sleep(0.5)
+    from core.runs import load_run
+    assert load_run(run_dir).state == "interrupted"  # its process is gone: not shown as running
+    r = subprocess.run(torchrun("-m", "core", "resume", str(run_dir), "--steps", str(last_step + 6), "--quiet"),
+                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == last_step + 6
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+    assert any(f"Resumed from step_{last_step:07d}.pt" in (e.get("message") or "") for e in events)
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert len(steps) == len(set(steps))

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import atexit
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +33,28 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     final_state: str | None = None
     error: str | None = None
+    proc: subprocess.Popen | None = None  # a torchrun job, when launched as a subprocess
+    nproc: int = 1
 
     @property
     def state(self) -> str:
         if self.final_state:
             return self.final_state
-        return load_run(self.run_dir).status.get("state", "starting")
+        return load_run(self.run_dir).state
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        elif self.thread is not None:
+            self.thread.join(timeout)
 
     @property
     def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
         return self.thread is not None and self.thread.is_alive()
 
 
@@ -95,13 +114,59 @@ class JobManager:
         dev = str(pick_device(changes.get("device", info.config.get("device", "auto"))))
         return self._launch(dev, lambda: fork_run(run_dir, changes, self.runs_dir, shared_cpu=self.shared_cpu))
 
-    def _launch(self, device: str, make: Callable[[], Trainer]) -> Path:
+    def start_torchrun(self, cfg: TrainConfig, nproc: int, timeout: float = 600.0) -> Path:
+        """Launch ``torchrun --nproc-per-node N -m core train`` (DDP: one process per GPU, or gloo
+        processes on a CPU) and return its run folder once rank 0 has created it. Pause, stop and
+        checkpoint go through control.json like any run."""
+        cfg = cfg.validate()
+        if nproc < 1:
+            raise ValueError("nproc must be at least 1")
+        device = str(pick_device(cfg.device))
+        self._reserve(device)
+        try:
+            launch = self.runs_dir / ".launch"
+            launch.mkdir(parents=True, exist_ok=True)
+            tag = uuid.uuid4().hex[:8]
+            cfg_file, announce, log = (launch / f"{tag}.json", launch / f"{tag}.run", launch / f"{tag}.log")
+            cfg_file.write_text(json.dumps(cfg.to_dict()))
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+                   "-m", "core", "train", "--config", str(cfg_file), "--runs-dir", str(self.runs_dir),
+                   "--announce", str(announce), "--quiet"]
+            env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+            root = str(Path(__file__).resolve().parent.parent)
+            env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+            with open(log, "wb") as logf:
+                proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                        start_new_session=True)
+            end = time.time() + timeout
+            while not announce.exists():
+                if proc.poll() is not None:
+                    tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                    errs = [ln for ln in tail if ln.startswith("error:")]
+                    raise RuntimeError("the torchrun job ended before creating its run: "
+                                       + (errs[-1] if errs else " | ".join(tail)))
+                if time.time() > end:
+                    proc.terminate()
+                    raise RuntimeError(f"the torchrun job created no run folder within {timeout:.0f} s; see {log}")
+                time.sleep(0.2)
+            job = Job(run_dir=Path(announce.read_text()), device=device, proc=proc, nproc=nproc)
+            with self._lock:
+                self._jobs[device] = job
+            return job.run_dir
+        finally:
+            with self._lock:
+                self._pending.discard(device)
+
+    def _reserve(self, device: str) -> None:
         with self._lock:
             cur = self._jobs.get(device)
             if (cur is not None and cur.alive) or device in self._pending:
                 where = cur.run_dir.name if cur is not None and cur.alive else "a run that is starting"
                 raise JobBusy(f"{device} is already training {where}; stop it first or wait for it to finish")
             self._pending.add(device)
+
+    def _launch(self, device: str, make: Callable[[], Trainer]) -> Path:
+        self._reserve(device)
         try:
             trainer = make()  # data loading happens here, outside the lock, but the device is reserved
             job = Job(run_dir=trainer.store.path, device=device)
@@ -151,16 +216,18 @@ class JobManager:
         job = self.job_for(p)
         if job is not None:
             job.stop_event.set()
-            if wait and job.thread is not None:
-                job.thread.join(timeout)
+            if wait:
+                job.join(timeout)
 
     def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop every job this manager started (threads and torchrun jobs) and wait for them."""
         for job in self.jobs():
             if job.alive:
                 job.stop_event.set()
+                if job.proc is not None:
+                    write_control(job.run_dir, state="stopped")
         for job in self.jobs():
-            if job.thread is not None:
-                job.thread.join(timeout)
+            job.join(timeout)
 
 
 @atexit.register

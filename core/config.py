@@ -21,6 +21,7 @@ LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 D_NORMS = ("auto", "batch", "layer", "none")
 DIFFAUG_POLICIES = ("translation", "cutout", "color")
+EVAL_METRICS = ("swd", "fid", "kid")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -68,6 +69,9 @@ class TrainConfig:
     sample_every: int = _f(250, "Save a sample grid from the fixed latent every this many steps.", group="schedule")
     checkpoint_every: int = _f(1000, "Save a full checkpoint every this many steps (also at the end).", group="schedule")
     log_every: int = _f(25, "Write metrics every this many steps.", group="schedule")
+    eval_every: int = _f(1000, "Score sample quality (SWD) every this many steps and keep checkpoints/best.pt by it (0 = off). Costs about 1 s per evaluation on a CPU.", group="schedule")
+    eval_samples: int = _f(512, "Generated images per periodic evaluation (more = steadier score, slower).", group="schedule")
+    eval_metric: str = _f("swd", "Primary quality metric for best.pt: swd (no downloads), or fid/kid (need the Inception weights; slow on a CPU).", group="schedule", choices=EVAL_METRICS)
     keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep (the newest ones; best.pt is kept separately).", group="schedule")
     # --- device / precision ---
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", group="device")
@@ -119,6 +123,9 @@ class TrainConfig:
         need(self.steps >= 1, "steps", "must be >= 1")
         for n in ("sample_every", "checkpoint_every", "log_every", "keep_checkpoints"):
             need(getattr(self, n) >= 1, n, "must be >= 1")
+        need(self.eval_every >= 0, "eval_every", "must be >= 0 (0 = off)")
+        need(16 <= self.eval_samples <= 50000, "eval_samples", "must be between 16 and 50000")
+        need(self.eval_metric in EVAL_METRICS, "eval_metric", f"must be one of {', '.join(EVAL_METRICS)}")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.device == "auto" or self.device in ("cpu", "mps", "cuda") or self.device.startswith("cuda:"),
              "device", f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")

@@ -109,39 +109,58 @@ def _train(trainer, quiet: bool = False) -> int:
 def cmd_train(args) -> int:
     from .train.setup import create_run
     cfg = _config_from_args(args)
+    from .train import distributed
+    if distributed.is_distributed_launch():
+        return _train_distributed(lambda: distributed.create_distributed(cfg, args.runs_dir), args)
     print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
     trainer = create_run(cfg, args.runs_dir, progress=_scan_progress if sys.stderr.isatty() else None)
     print(f"Run folder: {trainer.store.path}", file=sys.stderr)
+    if args.announce:
+        Path(args.announce).write_text(str(trainer.store.path))
     return _train(trainer, args.quiet)
 
 
 def cmd_resume(args) -> int:
     from .train.setup import resume_run
     changes = parse_overrides(args.set or [])
+    from .train import distributed
+    if distributed.is_distributed_launch():
+        return _train_distributed(lambda: distributed.resume_distributed(args.run_dir, args.steps, args.minutes,
+                                                                          changes), args)
     trainer = resume_run(args.run_dir, steps=args.steps, minutes=args.minutes, changes=changes)
     print(f"Resuming {trainer.store.path} at step {trainer.step_count}", file=sys.stderr)
     return _train(trainer, args.quiet)
 
 
+def _train_distributed(make, args) -> int:
+    """Under torchrun: rank 0 prints and owns the run folder; the other ranks train silently."""
+    from .train import distributed
+    try:
+        trainer = make()
+        if trainer.rank == 0:
+            if getattr(args, "announce", None):
+                Path(args.announce).write_text(str(trainer.store.path))
+            print(f"Run folder: {trainer.store.path} ({trainer.world_size} processes)", file=sys.stderr)
+            return _train(trainer, args.quiet)
+        final = trainer.run()
+        if final not in ("finished", "stopped"):
+            print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
+        return 0 if final in ("finished", "stopped") else 1
+    finally:
+        distributed.cleanup()
+
+
 def cmd_generate(args) -> int:
-    from .generate import generate, latents, load_generator
-    from .imaging import png_bytes, to_uint8
-    import torch
-    g = load_generator(args.source)
+    """Images from a run folder, a checkpoint or an exported bundle; same seed -> same images."""
+    from .generate import generate_seeds, load_generator, write_images
+    if args.n < 1:
+        raise ConfigError("-n", "ask for at least one image")
+    if not 0.0 <= args.truncation <= 1.0:
+        raise ConfigError("--truncation", f"psi must be between 0 and 1, got {args.truncation}")
+    g = load_generator(args.source, checkpoint=args.checkpoint)
     seeds = list(range(args.seed, args.seed + args.n))
-    z = latents(seeds, g.cfg.latent_dim, args.truncation)
-    y = None
-    if g.num_classes:
-        y = torch.tensor([args.class_id if args.class_id is not None else s % g.num_classes for s in seeds])
-    elif args.class_id is not None:
-        raise ConfigError("--class", "this generator is not conditional")
-    imgs = to_uint8(generate(g.G, z, y))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for s, img in zip(seeds, imgs):
-        arr = img.numpy()
-        arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-        (out / f"seed_{s:06d}.png").write_bytes(png_bytes(arr))
+    imgs = generate_seeds(g, seeds, args.truncation, args.class_id)
+    out = write_images(imgs, seeds, args.out, as_zip=args.zip)
     print(f"Wrote {len(seeds)} images from {g.source} (step {g.step}{', EMA' if g.uses_ema else ''}) to {out}",
           file=sys.stderr)
     print(out)
@@ -193,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (repeatable)")
     t.add_argument("--runs-dir", default="runs")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument("--announce", metavar="FILE", help="write the run folder's path to FILE once it exists "
+                   "(lets a launcher such as the studio find a torchrun job's folder)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
@@ -204,12 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_resume)
 
     g = sub.add_parser("generate", help="write images from a trained generator")
-    g.add_argument("source", help="run folder or checkpoint")
-    g.add_argument("-n", type=int, default=64)
-    g.add_argument("--out", default="samples")
-    g.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
-    g.add_argument("--truncation", type=float, default=1.0, help="psi in (0, 1]: lower = more typical, less varied")
-    g.add_argument("--class", dest="class_id", type=int, help="class index for conditional models")
+    g.add_argument("source", help="run folder, checkpoint file, or exported bundle (.safetensors or its .json)")
+    g.add_argument("-n", type=int, default=64, help="number of images")
+    g.add_argument("--out", default="samples", help="output folder (or zip file with --zip)")
+    g.add_argument("--zip", action="store_true", help="write one zip of PNGs instead of a folder")
+    g.add_argument("--checkpoint", default="latest", help="for a run folder: latest (default), best or a step number")
+    g.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i (same seed -> same image)")
+    g.add_argument("--truncation", type=float, default=1.0,
+                   help="psi in [0, 1]: lower = more typical, less varied (0 = the mean image)")
+    g.add_argument("--class", dest="class_id", help="class index or name for conditional models "
+                                                    "(default: image i gets class (seed+i) mod classes)")
     g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("scan", help="check an image folder: what is usable, what is rejected and why")

@@ -82,7 +82,7 @@ class ResNetGenerator(Generator):
         self.out = nn.Conv2d(ch, channels, 3, 1, 1)  # C x R x R
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        h = self.linear(z).view(-1, self.ch0, 4, 4)
+        h = self.linear(z).unflatten(1, (self.ch0, 4, 4))  # unflatten: ONNX-exportable with a dynamic batch
         for block in self.blocks:
             h = block(h, y)
         return torch.tanh(self.out(F.relu(self.bn(h))))

@@ -42,8 +42,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except Exception as e:  # unpickling errors, truncated zip, refused globals...
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "weights only" in detail.lower() or "weights_only" in detail:
+            # torch's own hint ("re-run with weights_only=False") is exactly what must not be done here.
+            detail = "it holds objects other than tensors and plain data, which a safe load refuses to run"
         raise CheckpointError(f"{path} is not a usable checkpoint (corrupt, truncated, or not written by GAN Studio): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                              f"{detail}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a GAN Studio checkpoint")
     if state.get("version", 0) > VERSION:

@@ -1,0 +1,542 @@
+"""Export a trained generator: a safetensors bundle (our format), TorchScript or ONNX, each with a model card.
+
+Bundle format ("gan-studio-generator", version 1) — never pickled modules:
+    NAME.safetensors   the generator's weights (EMA when trained with it); the safetensors header
+                       metadata holds {"format", "version", "bundle": <the JSON below>}
+    NAME.json          the same JSON, human readable: config, channels, classes, step, dataset info
+    NAME.safetensors.md  the model card (every export gets FILE.md beside it)
+``load_bundle`` rebuilds the generator from the JSON config through the model registry and loads
+the tensors with safetensors: nothing from the file is ever executed.
+
+CLI: ``python -m core export RUN_DIR --format safetensors|torchscript|onnx [--out FILE] [--checkpoint ...]``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .fsutil import atomic_write_bytes, read_jsonl
+from .generate import LoadedGenerator, load_generator
+from .train.checkpoint import CheckpointError
+
+BUNDLE_FORMAT = "gan-studio-generator"
+BUNDLE_VERSION = 1
+FORMATS = ("safetensors", "torchscript", "onnx")
+EXTENSIONS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
+FORMAT_HELP = {
+    "safetensors": "Weights (safetensors) + JSON config: GAN Studio's own bundle. Safe to load, smallest, "
+                   "rebuilds the generator with this project (python -m core generate BUNDLE).",
+    "torchscript": "A self-contained TorchScript program: runs with plain torch.jit.load, no GAN Studio code needed.",
+    "onnx": "ONNX graph with a dynamic batch size: runs in onnxruntime, TensorRT, OpenVINO, browsers (onnxruntime-web).",
+}
+ONNX_OPSET = 17
+PARITY_TOL = 1e-4  # max |export - PyTorch| accepted after export
+
+
+class ExportError(ValueError):
+    """An export that cannot be done (missing optional package, bad output path); the message says what to do."""
+
+
+class BundleError(CheckpointError):
+    """A file that is not a usable GAN Studio generator bundle; the message names the file."""
+
+
+@dataclass
+class ExportResult:
+    fmt: str
+    path: Path                       # the main file (weights / program / graph)
+    files: list[Path]                # every file written, the model card included
+    card_path: Path
+    card: str
+    step: int
+    parity: float | None = None      # ONNX/TorchScript: max |export - PyTorch| on a few latents
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ bundle metadata
+def bundle_meta(g: LoadedGenerator) -> dict[str, Any]:
+    ds = {k: v for k, v in g.dataset.items() if k in ("source", "fingerprint", "count", "channels", "resolution",
+                                                       "class_names")}
+    return {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
+        "config": g.cfg.to_dict(), "channels": g.channels, "num_classes": g.num_classes,
+        "class_names": list(g.class_names), "latent_dim": g.latent_dim, "resolution": g.resolution,
+        "step": g.step, "uses_ema": g.uses_ema, "dataset": ds,
+        "source_run": g.run_dir.name if g.run_dir else None, "source_checkpoint": g.source.name,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "inputs": {"z": f"float32 (B, {g.latent_dim}) ~ N(0, I)",
+                   **({"y": f"int64 (B,) class index in [0, {g.num_classes})"} if g.num_classes else {})},
+        "output": f"float32 (B, {g.channels}, {g.resolution}, {g.resolution}) in [-1, 1]",
+    }
+
+
+def _check_meta(meta: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} is not a GAN Studio generator bundle (no '{BUNDLE_FORMAT}' format marker); refusing to load it")
+    if int(meta.get("version", 0)) > BUNDLE_VERSION:
+        raise BundleError(f"{path} was written by a newer GAN Studio (bundle v{meta.get('version')}); update to load it")
+    for k in ("config", "channels", "num_classes", "step"):
+        if k not in meta:
+            raise BundleError(f"{path}: bundle metadata lacks '{k}'")
+    return meta
+
+
+def read_bundle_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """(metadata, weights file) of a bundle given its .safetensors or .json file; BundleError otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise BundleError(f"bundle not found: {p}")
+    if p.suffix.lower() == ".json":
+        try:
+            meta = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BundleError(f"{p} is not readable JSON ({e})") from None
+        meta = _check_meta(meta, p)
+        wname = str(meta.get("weights") or (p.stem + ".safetensors"))
+        if Path(wname).name != wname or wname in ("", ".", ".."):
+            raise BundleError(f"{p}: 'weights' must name a file beside the JSON, got {wname!r}")
+        weights = p.with_name(wname)
+        if not weights.is_file():
+            raise BundleError(f"{p} names the weights file {weights.name}, which is missing")
+        return meta, weights
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise BundleError(f"{p} is not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                          "refusing to load it") from None
+    raw = header.get("bundle")
+    if raw is None:
+        side = p.with_suffix(".json")
+        if side.is_file():
+            return read_bundle_meta(side)[0], p
+        raise BundleError(f"{p} is a safetensors file but not a GAN Studio generator bundle (no bundle metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise BundleError(f"{p}: the bundle metadata is not valid JSON") from None
+    return _check_meta(meta, p), p
+
+
+def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedGenerator:
+    """Rebuild the generator from a bundle (.safetensors or its .json): registry + safetensors, no code from the file."""
+    from safetensors.torch import load_file
+
+    from .models import build_models
+    meta, weights = read_bundle_meta(path)
+    try:
+        cfg = TrainConfig.from_dict(meta["config"])
+        G, _ = build_models(cfg, int(meta["channels"]), int(meta["num_classes"]))
+        G.load_state_dict(load_file(str(weights), device=str(map_location)))
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise BundleError(f"{weights} does not match the generator its config describes "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    G.eval().requires_grad_(False)
+    ds = dict(meta.get("dataset") or {})
+    n = int(meta["num_classes"])
+    names = list(meta.get("class_names") or [])
+    if n and len(names) != n:
+        names = [str(i) for i in range(n)]
+    return LoadedGenerator(G, cfg, int(meta["step"]), int(meta["channels"]), n, weights, names if n else [],
+                           bool(meta.get("uses_ema")), None, ds, None)
+
+
+def find_bundle_in(folder: str | Path) -> Path | None:
+    """The single bundle (.safetensors with our metadata) in a folder, if exactly one."""
+    cands = sorted(Path(folder).glob("*.safetensors"))
+    return cands[0] if len(cands) == 1 else None
+
+
+def is_bundle(path: str | Path) -> bool:
+    try:
+        read_bundle_meta(path)
+        return True
+    except BundleError:
+        return False
+
+
+# ------------------------------------------------------------------ export wrappers
+class UnconditionalGenerator(nn.Module):
+    """forward(z) -> images in [-1, 1]: the fixed signature exported to TorchScript / ONNX."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G.generate(z, None)
+
+
+class ConditionalGenerator(nn.Module):
+    """forward(z, y) -> images in [-1, 1]."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.G.generate(z, y)
+
+
+class _OnnxFriendlyResNet(nn.Module):
+    """ResNetGenerator.generate with ``unflatten`` instead of ``view(-1, C, 4, 4)``: the legacy ONNX
+    exporter loses the channel count through a -1 reshape under a dynamic batch and then refuses the
+    BatchNorm after it. Same weights, same arithmetic (the parity check after export verifies it)."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G = G
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        import torch.nn.functional as F
+        G = self.G
+        h = G.linear(z).unflatten(1, (G.ch0, 4, 4))  # ch0 x 4 x 4
+        for block in G.blocks:
+            h = block(h, y)
+        return torch.tanh(G.out(F.relu(G.bn(h))))
+
+
+def _wrapped(g: LoadedGenerator, for_onnx: bool = False) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    G = g.G.cpu().float().eval()
+    if for_onnx and type(G).__name__ == "ResNetGenerator":
+        G = _OnnxFriendlyResNet(G).eval()
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(2, g.latent_dim, generator=gen)
+    if g.num_classes:
+        return ConditionalGenerator(G).eval(), (z, torch.tensor([0, min(1, g.num_classes - 1)]))
+    return UnconditionalGenerator(G).eval(), (z,)
+
+
+def _check_inputs(g: LoadedGenerator, n: int = 4) -> tuple[torch.Tensor, ...]:
+    z = torch.randn(n, g.latent_dim, generator=torch.Generator().manual_seed(123))
+    if g.num_classes:
+        return z, torch.arange(n) % g.num_classes
+    return (z,)
+
+
+def _torchscript_bytes(g: LoadedGenerator) -> tuple[bytes, float]:
+    model, example = _wrapped(g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notice
+        traced = torch.jit.trace(model, example, check_trace=False)
+        buf = io.BytesIO()
+        meta = json.dumps(bundle_meta(g), indent=2)
+        torch.jit.save(traced, buf, _extra_files={"gan_studio.json": meta})
+        buf.seek(0)
+        reloaded = torch.jit.load(buf, map_location="cpu")  # our own just-written program, to check it
+    x = _check_inputs(g)
+    with torch.no_grad():
+        diff = float((reloaded(*x) - model(*x)).abs().max())
+    if not diff < PARITY_TOL:
+        raise ExportError(f"the traced TorchScript program differs from PyTorch by {diff:.2e}; not writing it")
+    return buf.getvalue(), diff
+
+
+def onnx_status() -> tuple[bool, str]:
+    """(available, message): whether ONNX export can run here, and what to install if not."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False, ("ONNX export needs the 'onnx' package, which is not installed here: "
+                       "pip install onnx onnxruntime (onnxruntime also checks the exported graph).")
+    try:
+        import onnxruntime  # noqa: F401
+        return True, "ONNX export available; the result is checked against PyTorch with onnxruntime."
+    except ImportError:
+        return True, "ONNX export available; install onnxruntime to check the exported graph against PyTorch."
+
+
+def _onnx_bytes(g: LoadedGenerator) -> tuple[bytes, float | None]:
+    ok, msg = onnx_status()
+    if not ok:
+        raise ExportError(msg)
+    model, example = _wrapped(g, for_onnx=True)
+    names = ["z", "y"] if g.num_classes else ["z"]
+    axes = {n: {0: "batch"} for n in names + ["images"]}
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+            torch.onnx.export(model, example, buf, input_names=names, output_names=["images"], dynamic_axes=axes,
+                              opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
+        data = buf.getvalue()
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the package {e.name or e}: pip install {e.name or 'onnx'}") from None
+    except Exception as legacy_err:  # noqa: BLE001 - a torch without the legacy exporter: try torch.export's
+        try:
+            batch = torch.export.Dim("batch", min=1)
+            prog = torch.onnx.export(model, example, input_names=names, output_names=["images"],
+                                     dynamic_shapes=tuple({0: batch} for _ in names), opset_version=ONNX_OPSET,
+                                     dynamo=True)
+            buf = io.BytesIO()
+            prog.save(buf)
+            data = buf.getvalue()
+        except ImportError as e:
+            first = str(legacy_err).strip().splitlines()[0][:300] if str(legacy_err).strip() else type(legacy_err).__name__
+            raise ExportError(f"ONNX export failed ({first}); the newer exporter needs the package '{e.name}' "
+                              f"(pip install {e.name})") from None
+    parity = onnx_parity(data, g)
+    if parity is not None and not parity < PARITY_TOL:
+        raise ExportError(f"the exported ONNX graph differs from PyTorch by {parity:.2e} (> {PARITY_TOL}); not writing it")
+    return data, parity
+
+
+def onnx_parity(data: bytes | str | Path, g: LoadedGenerator) -> float | None:
+    """max |onnxruntime - PyTorch| on a few fixed latents, or None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    src = data if isinstance(data, bytes) else str(data)
+    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    x = _check_inputs(g)
+    feeds = {"z": x[0].numpy()}
+    if g.num_classes:
+        feeds["y"] = x[1].numpy().astype("int64")
+    out = sess.run(None, feeds)[0]
+    with torch.no_grad():
+        ref = g.G(*x) if g.num_classes else g.G(x[0])
+    return float(abs(out - ref.numpy()).max())
+
+
+# ------------------------------------------------------------------ model card
+_NOISE_PREFIXES = ("lr/", "perf/", "mem/", "epoch", "images_seen", "time", "step", "nonfinite")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def training_metrics(run_dir: Path) -> list[tuple[str, float, Any]]:
+    """(name, last value, its step) of every logged scalar in metrics.jsonl (losses, D outputs, metric/*)."""
+    last: dict[str, tuple[float, Any]] = {}
+    for r in read_jsonl(run_dir / "metrics.jsonl")[0]:
+        for k, v in r.items():
+            if _is_num(v) and not k.startswith(_NOISE_PREFIXES):
+                last[k] = (v, r.get("step"))
+    return [(k, v, st) for k, (v, st) in last.items()]
+
+
+def evaluation_metrics(run_dir: Path, step: int) -> list[tuple[str, float, Any, Any]]:
+    """(label, value, std, step) per metric from evaluations.jsonl (``python -m core evaluate``), preferring
+    rows for the exported step, else the latest row of each metric."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in read_jsonl(run_dir / "evaluations.jsonl")[0]:
+        name, v = r.get("metric"), r.get("value")
+        if not isinstance(name, str) or not _is_num(v):
+            continue
+        label = name + (f" ({r['feature_net']}, n={r['n']})" if r.get("feature_net") and r.get("n") else "")
+        prev = best.get(label)
+        if prev is None or r.get("step") == step or prev.get("step") != step:
+            best[label] = r
+    return [(k, r["value"], r.get("std"), r.get("step")) for k, r in best.items()]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | None = None) -> str:
+    """Markdown: what the model is, what it was trained on, how well, and how to load this export."""
+    from .models import count_parameters
+    cfg = g.cfg
+    ds = g.dataset
+    name = g.run_dir.name if g.run_dir else g.source.stem
+    lines = [f"# Generator: {name} (step {g.step:,})", "",
+             f"Exported {time.strftime('%Y-%m-%d %H:%M')} by GAN Studio as **{fmt}** "
+             f"from `{g.source.name}`{' (EMA weights)' if g.uses_ema else ''}.", "",
+             "## Model", "", "| Property | Value |", "|---|---|",
+             f"| Architecture | {cfg.arch} |", f"| Loss | {cfg.loss} |",
+             f"| Resolution | {g.resolution} x {g.resolution} px |",
+             f"| Channels | {g.channels} ({'greyscale' if g.channels == 1 else 'RGB'}) |",
+             f"| Latent size | {g.latent_dim} (z ~ N(0, I)) |",
+             f"| Conditional | {'yes, ' + str(g.num_classes) + ' classes: ' + ', '.join(g.class_names) if g.num_classes else 'no'} |",
+             f"| Generator parameters | {count_parameters(g.G, trainable_only=False):,} |",
+             f"| Training steps | {g.step:,} |",
+             f"| Output | float32 (B, {g.channels}, {g.resolution}, {g.resolution}) in [-1, 1]; "
+             f"uint8 = round((x + 1) * 127.5) |", "",
+             "## Data", "", "| Property | Value |", "|---|---|",
+             f"| Source | `{ds.get('source', cfg.data)}` |",
+             f"| Fingerprint | `{ds.get('fingerprint', 'unknown')}` |",
+             f"| Images | {ds.get('count', 'unknown'):,} |" if isinstance(ds.get("count"), int)
+             else "| Images | unknown |"]
+    if ds.get("class_names"):
+        lines.append(f"| Classes in the data | {', '.join(map(str, ds['class_names']))} |")
+    lines += ["", "## Metrics", ""]
+    evals = evaluation_metrics(g.run_dir, g.step) if g.run_dir else []
+    logged = training_metrics(g.run_dir) if g.run_dir else []
+    if evals or logged:
+        lines += ["| Metric | Value | At step |", "|---|---|---|"]
+        lines += [f"| {k} | {_fmt(v)}{f' ± {_fmt(sd)}' if _is_num(sd) else ''} | {_fmt(st) if st is not None else '—'} |"
+                  for k, v, sd, st in evals]
+        lines += [f"| {k} (last logged) | {_fmt(v)} | {_fmt(st) if st is not None else '—'} |" for k, v, st in logged]
+    else:
+        lines.append("No metrics were recorded with this model.")
+    if parity is not None:
+        lines += ["", f"Checked after export: max |{fmt} - PyTorch| = {parity:.2e} on 4 fixed latents."]
+    lines += ["", "## Files", ""] + [f"- `{p.name}`" for p in files]
+    lines += ["", "## How to load", "", _how_to(fmt, files[0].name, g), "",
+              "## Training configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", "",
+              "## Notes", "",
+              "- Sample z with `torch.randn(n, latent_dim)`; a truncation psi < 1 (scale z by psi after resampling "
+              "components outside [-2, 2]) trades variety for fidelity.",
+              "- GAN samples can reproduce training images: check memorisation (Latent explorer → nearest training "
+              "images) before publishing samples of private data."]
+    return "\n".join(lines) + "\n"
+
+
+def _how_to(fmt: str, fname: str, g: LoadedGenerator) -> str:
+    zdim = g.latent_dim
+    y_args = ", y" if g.num_classes else ""
+    y_line = f"y = torch.randint(0, {g.num_classes}, (8,))\n" if g.num_classes else ""
+    if fmt == "safetensors":
+        return ("With GAN Studio (rebuilds the network from the JSON config; nothing in the file is executed):\n\n"
+                "```python\nfrom core.export import load_bundle\nfrom core.generate import generate_seeds\n"
+                f"g = load_bundle(\"{fname}\")\nimages = generate_seeds(g, seeds=range(8), truncation=0.7)"
+                f"{', class_id=0' if g.num_classes else ''}  # (8, C, H, W) in [-1, 1]\n```\n\n"
+                f"or from a shell: `python -m core generate {fname} -n 16 --seed 0 --out samples/`.\n\n"
+                "Without GAN Studio the weights are a plain state dict: `safetensors.torch.load_file(...)`; "
+                "the architecture is described by the JSON config beside it.")
+    if fmt == "torchscript":
+        return ("Plain PyTorch, no GAN Studio code needed:\n\n"
+                f"```python\nimport torch\nG = torch.jit.load(\"{fname}\", map_location=\"cpu\").eval()\n"
+                f"z = torch.randn(8, {zdim})\n{y_line}with torch.no_grad():\n    images = G(z{y_args})  "
+                "# (8, C, H, W) in [-1, 1]\n```\n\n"
+                "The bundle metadata is inside: `torch.jit.load(path, _extra_files={\"gan_studio.json\": \"\"})`.")
+    return ("With onnxruntime:\n\n"
+            f"```python\nimport numpy as np, onnxruntime as ort\n"
+            f"sess = ort.InferenceSession(\"{fname}\", providers=[\"CPUExecutionProvider\"])\n"
+            f"z = np.random.randn(8, {zdim}).astype(np.float32)\n"
+            + (f"y = np.random.randint(0, {g.num_classes}, 8).astype(np.int64)\n"
+               "images = sess.run([\"images\"], {\"z\": z, \"y\": y})[0]" if g.num_classes else
+               "images = sess.run([\"images\"], {\"z\": z})[0]")
+            + "  # (8, C, H, W) in [-1, 1]\n```\n\nThe batch dimension is dynamic.")
+
+
+# ------------------------------------------------------------------ export
+def _write(path: Path, data: bytes) -> None:
+    """Atomic write, then the usual permissions (the temp file is private): exports are made to be shared."""
+    import os
+    atomic_write_bytes(path, data)
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(path, 0o666 & ~mask)
+    except OSError:
+        pass
+
+
+def default_out(g: LoadedGenerator, fmt: str, folder: str | Path | None = None) -> Path:
+    """RUN_DIR/exports/<run>-step<N><ext> (or beside the source when it is not in a run folder)."""
+    base = Path(folder) if folder else ((g.run_dir / "exports") if g.run_dir else g.source.parent)
+    name = g.run_dir.name if g.run_dir else g.source.stem.split(".")[0]
+    return base / f"{name}-step{g.step:07d}{EXTENSIONS[fmt]}"
+
+
+def _out_path(out: str | Path | None, g: LoadedGenerator, fmt: str) -> Path:
+    if out is None or str(out) == "":
+        return default_out(g, fmt)
+    p = Path(out).expanduser()
+    if p.is_dir() or str(out).endswith(("/", "\\")):
+        return default_out(g, fmt, p)
+    ext = EXTENSIONS[fmt]
+    if not p.name.endswith(ext) and not (fmt == "torchscript" and p.suffix in (".pt", ".pth", ".ts")):
+        p = p.with_name(p.name + ext)
+    return p
+
+
+def _stem(p: Path, fmt: str) -> Path:
+    """FILE without its format extension (FILE.json / FILE.md go beside it)."""
+    name = p.name
+    for ext in (EXTENSIONS[fmt], ".pt", ".pth", ".ts"):
+        if name.endswith(ext):
+            return p.with_name(name[: -len(ext)])
+    return p.with_name(p.stem)
+
+
+def export_generator(source: str | Path | LoadedGenerator, fmt: str = "safetensors", out: str | Path | None = None,
+                     checkpoint: str | int | None = "latest") -> ExportResult:
+    """Export the (EMA) generator of a run folder / checkpoint / bundle as ``fmt`` into ``out``
+    (default RUN_DIR/exports/), with a model card FILE.md beside it. Files are written atomically."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    g = source if isinstance(source, LoadedGenerator) else load_generator(source, checkpoint=checkpoint)
+    path = _out_path(out, g, fmt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the output folder {path.parent}: {e}") from None
+    stem = _stem(path, fmt)
+    files = [path]
+    parity: float | None = None
+    notes: list[str] = []
+    if fmt == "safetensors":
+        from safetensors.torch import save
+        meta = bundle_meta(g)
+        meta["weights"] = path.name
+        sd = {k: v.detach().cpu().contiguous() for k, v in g.G.state_dict().items()}
+        blob = save(sd, metadata={"format": BUNDLE_FORMAT, "version": str(BUNDLE_VERSION), "bundle": json.dumps(meta)})
+        _write(path, blob)
+        side = stem.with_name(stem.name + ".json")
+        _write(side, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+        files.append(side)
+    elif fmt == "torchscript":
+        blob, parity = _torchscript_bytes(g)
+        _write(path, blob)
+    else:
+        blob, parity = _onnx_bytes(g)
+        _write(path, blob)
+        if parity is None:
+            notes.append("onnxruntime is not installed: the graph was not checked against PyTorch.")
+    card_path = path.with_name(path.name + ".md")  # one card per export: x.safetensors.md, x.onnx.md, ...
+    card = model_card(g, fmt, files + [card_path], parity)
+    _write(card_path, card.encode("utf-8"))
+    files.append(card_path)
+    return ExportResult(fmt, path, files, card_path, card, g.step, parity, notes)
+
+
+# ------------------------------------------------------------------ CLI
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="run folder, checkpoint file, or an exported .safetensors bundle")
+    p.add_argument("--format", dest="fmt", choices=FORMATS, default="safetensors",
+                   help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
+    p.add_argument("--out", help="output file (default RUN_DIR/exports/<run>-step<N>.<ext>); a folder works too")
+    p.add_argument("--checkpoint", default="latest", help="latest (default), best, a step number, or a checkpoint path")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    try:
+        res = export_generator(args.run_dir, args.fmt, args.out, args.checkpoint)
+    except (ExportError, CheckpointError, ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for n in res.notes:
+        print(f"note: {n}", file=sys.stderr)
+    extra = f"; max difference from PyTorch {res.parity:.2e}" if res.parity is not None else ""
+    print(f"Exported step {res.step} as {res.fmt}{extra}: " + ", ".join(p.name for p in res.files), file=sys.stderr)
+    print(res.path)
+    return 0
+
+
+def _register() -> None:
+    from .cli import EXTRA_COMMANDS
+    EXTRA_COMMANDS["export"] = ("export a trained generator (safetensors bundle, TorchScript or ONNX) with a model card",
+                                _add_args, cmd_export)
+
+
+_register()

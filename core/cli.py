@@ -91,7 +91,8 @@ def _train(trainer, quiet: bool = False) -> int:
 
     def on_event(ev):
         if ev.get("type") in ("finding", "warning", "error", "diverged"):
-            msg = ev.get("message") or f"{ev.get('kind')} ({ev.get('severity')}, {ev.get('status')}): {ev.get('suggestion', '')}"
+            msg = ev.get("message") or (f"{ev.get('kind')} ({ev.get('severity')}, {ev.get('status')}): "
+                                        f"{ev.get('suggestion') or ev.get('explanation', '')}")
             print(f"\n[{ev['type']} at step {ev.get('step')}] {msg}", file=sys.stderr)
 
     try:

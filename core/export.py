@@ -132,6 +132,7 @@ def read_bundle_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
 
 def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedGenerator:
     """Rebuild the generator from a bundle (.safetensors or its .json): registry + safetensors, no code from the file."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .models import build_models
@@ -140,6 +141,9 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> L
         cfg = TrainConfig.from_dict(meta["config"])
         G, _ = build_models(cfg, int(meta["channels"]), int(meta["num_classes"]))
         G.load_state_dict(load_file(str(weights), device=str(map_location)))
+    except SafetensorError as e:  # the JSON names a weights file that is not safetensors (e.g. a pickle)
+        raise BundleError(f"{weights} is not a safetensors file ({str(e).splitlines()[0] if str(e) else ''}); "
+                          "refusing to load it") from None
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise BundleError(f"{weights} does not match the generator its config describes "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None

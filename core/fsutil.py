@@ -105,7 +105,10 @@ class JsonlAppender:
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:  # the disk is full: lines that never reached it are lost, the file is closed
+                pass
 
 
 def read_jsonl(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

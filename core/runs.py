@@ -131,9 +131,13 @@ class RunStore:
     def truncate_metrics_after(self, step: int) -> None:
         """On resume, drop metric rows past the checkpoint's step so no step appears twice."""
         path = self.path / self.METRICS
-        rows, _ = read_jsonl(path)
+        rows, end = read_jsonl(path)
         keep = [r for r in rows if not isinstance(r.get("step"), int) or r["step"] <= step]
-        if len(keep) != len(rows):
+        try:
+            torn = path.stat().st_size != end  # a crash mid-append left a partial last line: drop it too
+        except OSError:
+            torn = False
+        if len(keep) != len(rows) or torn:
             tmp = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep)
             from .fsutil import atomic_write_bytes
             atomic_write_bytes(path, tmp.encode("utf-8"))

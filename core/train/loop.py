@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .trainer import Trainer
 
 CONTROL_POLL_S = 0.5
+# status.json is rewritten at least this often (also while paused), so readers can tell a live run
+# from a dead one: core.runs treats a run whose status is older than STALE_AFTER_S as interrupted.
+HEARTBEAT_S = 60.0
 
 
 class Diverged(RuntimeError):
@@ -51,6 +54,7 @@ class LoopContext:
         self.last_sample_step = self.last_ckpt_step = -1
         self.stop_requested = False
         self.hooks = t.log_hooks
+        self.last_status = time.monotonic()
 
     # ---------------------------------------------------------------- events
     def event(self, type: str, **fields: Any) -> None:
@@ -62,6 +66,12 @@ class LoopContext:
     def status(self, **fields: Any) -> None:
         if self.t.store is not None:
             self.t.store.write_status(**fields)
+            self.last_status = time.monotonic()
+
+    def heartbeat(self) -> None:
+        """Refresh status.json's timestamp when nothing else has for HEARTBEAT_S (a long pause, slow steps)."""
+        if time.monotonic() - self.last_status >= HEARTBEAT_S:
+            self.status()
 
     # ---------------------------------------------------------------- control
     def poll_control(self) -> None:
@@ -230,6 +240,7 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
                     time.sleep(0.2)
                     last_tick = time.perf_counter()
                     ctx.window_t0 = last_tick  # a pause must not count as slow steps
+                    ctx.heartbeat()
                     continue
             want_norms = (t.step_count + 1) % cfg.log_every == 0
             out = t.step(want_grad_norms=want_norms)
@@ -246,6 +257,7 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
                 ctx.sample()
             if s % cfg.checkpoint_every == 0:
                 ctx.checkpoint()
+            ctx.heartbeat()
         if ctx.window_n:
             ctx.log()
         if final == "finished" and cfg.minutes > 0 and t.step_count < cfg.steps:

@@ -101,6 +101,11 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
     ds = dataset or _load_data(cfg)
     fp_then = info.meta.get("dataset", {}).get("fingerprint")
     store = RunStore(run_dir)
+    for tmp in store.checkpoints_dir.glob(".step_*.tmp"):  # left by a writer killed mid-checkpoint
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
     if fp_then and fp_then != ds.fingerprint:
         store.log_event("warning", step=found[1]["step"] if found else 0,
                         message=f"The data in {cfg.data} changed since this run started; training continues on it.")

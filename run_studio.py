@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Start GAN Studio: `python run_studio.py [--port 8501] [--runs-dir runs] [--no-browser]`.
+
+Runs `python -m streamlit run studio/app.py` bound to 127.0.0.1 with the file watcher, the
+toolbar's developer options and usage statistics off, opens the browser once the server
+answers, and forwards Ctrl-C / SIGTERM so training threads stop cleanly (final checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+APP = ROOT / "studio" / "app.py"
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(host: str, port: int, proc: subprocess.Popen, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def build_command(args: argparse.Namespace) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", args.host,
+        "--server.port", str(args.port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--client.toolbarMode", "minimal",
+        "--browser.gatherUsageStats", "false",
+        "--browser.serverAddress", "localhost" if args.host == "127.0.0.1" else args.host,
+        "--browser.serverPort", str(args.port),
+        "--theme.primaryColor", "#7c3aed",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Start GAN Studio in your browser.")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--runs-dir", default="runs", help="folder holding the run folders (default ./runs)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1). Anything else exposes the studio, which can read "
+                        "and delete files in the runs folder and start training, to your network.")
+    args = p.parse_args(argv)
+    if args.host != "127.0.0.1":
+        print(f"WARNING: binding to {args.host}: anyone who can reach this machine on port {args.port} can use the "
+              "studio (start training, read images, delete runs). There is no login. Use only on a trusted "
+              "network.", file=sys.stderr)
+    if not 1 <= args.port <= 65535:
+        p.error("--port must be between 1 and 65535")
+    if not port_free(args.host, args.port):
+        print(f"Port {args.port} on {args.host} is already in use (another studio?). Pick another with --port.",
+              file=sys.stderr)
+        return 2
+
+    runs_dir = Path(args.runs_dir).expanduser().resolve()
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"Cannot create the runs folder {runs_dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env["GAN_STUDIO_RUNS_DIR"] = str(runs_dir)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+
+    # Own session: a terminal's Ctrl-C reaches only us, and we forward it exactly once.
+    proc = subprocess.Popen(build_command(args), cwd=str(ROOT), env=env, start_new_session=True)
+
+    def forward(signum, _frame):  # noqa: ANN001
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+
+    url = f"http://{'localhost' if args.host == '127.0.0.1' else args.host}:{args.port}"
+
+    def announce() -> None:
+        if wait_for_port("127.0.0.1" if args.host in ("127.0.0.1", "0.0.0.0") else args.host, args.port, proc):
+            print(f"GAN Studio is running at {url}  (runs folder: {runs_dir}; Ctrl-C to stop)", flush=True)
+            if not args.no_browser:
+                try:
+                    webbrowser.open(url)
+                except webbrowser.Error:
+                    pass
+
+    threading.Thread(target=announce, daemon=True).start()
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the handler already forwarded it; keep waiting for a clean exit
+            continue
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""GAN Studio's Streamlit front end (thin pages over core)."""

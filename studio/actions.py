@@ -1,0 +1,148 @@
+"""Run actions shared by the Monitor and Runs pages: control, resume, fork, delete."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.config import FIELD_HELP, RESUME_LOCKED, ConfigError, TrainConfig
+from core.runs import ACTIVE_STATES, RunError, RunInfo, delete_run, write_control
+from studio import state
+
+# Fields offered when forking: the recipe, not the network shapes (those need a fresh run).
+FORK_FIELDS = ("steps", "lr_g", "lr_d", "n_critic", "batch_size", "r1_weight", "instance_noise", "label_smoothing",
+               "ema", "diffaug")
+RESUMABLE = ("finished", "stopped", "interrupted", "failed", "diverged")
+
+
+def _err_text(e: BaseException) -> str:
+    if isinstance(e, ConfigError):
+        return f"`{e.field}`: {str(e).split(': ', 1)[-1]}"
+    return str(e) or type(e).__name__
+
+
+def control(run_dir: Path, action: str) -> None:
+    """Pause / resume / stop / checkpoint any run: this server's job or a CLI process (control.json)."""
+    try:
+        jm = state.job_manager()
+    except Exception:  # noqa: BLE001 - core.jobs unavailable: the control file still works
+        jm = None
+    try:
+        if action == "pause":
+            jm.pause(run_dir) if jm else write_control(run_dir, state="paused")
+        elif action == "resume":
+            jm.resume_active(run_dir) if jm else write_control(run_dir, state="running")
+        elif action == "stop":
+            jm.stop(run_dir) if jm else write_control(run_dir, state="stopped")
+        elif action == "checkpoint":
+            jm.checkpoint_now(run_dir) if jm else write_control(run_dir, checkpoint=True)
+    except (OSError, ValueError) as e:
+        state.show_error(e, prefix=f"Could not {action}: ")
+        return
+    st.toast({"pause": "Pause requested", "resume": "Resume requested", "stop": "Stop requested — the run "
+              "saves a checkpoint and stops", "checkpoint": "Checkpoint requested"}[action],
+             icon=":material/check:")
+
+
+def is_active(info: RunInfo) -> bool:
+    if info.state in ACTIVE_STATES:
+        return True
+    job = state.active_job()
+    return job is not None and state.same_run(job.run_dir, info.path)
+
+
+def _open(run_dir: Path, message: str, on_monitor: bool = False) -> None:
+    """Show ``run_dir`` on the Monitor. From inside the Monitor's live fragments, rerun the app
+    rather than st.switch_page: switching pages from a fragment leaves the new page's live
+    fragments without their refresh timers."""
+    st.session_state[state.K_MONITOR_RUN] = str(run_dir)
+    state.flash(message)
+    if on_monitor:
+        st.query_params["run"] = Path(run_dir).name
+        st.rerun(scope="app")
+    state.go("monitor", run=run_dir)
+
+
+def resume_popover(info: RunInfo, key: str, width: str = "stretch", on_monitor: bool = False) -> None:
+    if not info.config:
+        return
+    disabled = is_active(info) or info.state not in RESUMABLE
+    with st.popover("Resume", icon=":material/play_arrow:", disabled=disabled, width=width,
+                    help="Continue training this run in its own folder from its latest checkpoint."):
+        total = info.total_steps or int(info.config.get("steps") or 0)
+        default = total if info.step < total else max(total * 2, info.step + 1)
+        steps = st.number_input("Train until step", min_value=1, value=int(default), step=100, key=f"{key}_steps",
+                                help="New total number of steps. A finished run needs a larger number.")
+        if st.button("Resume training", type="primary", key=f"{key}_go", width="stretch"):
+            try:
+                run_dir = state.job_manager().resume(info.path, steps=int(steps))
+            except Exception as e:  # noqa: BLE001 - JobBusy, ConfigError, RunError, CheckpointError, DataError
+                state.show_error(_err_text(e), prefix="Could not resume: ")
+                return
+            _open(Path(run_dir), f"Resumed **{state.esc(info.name)}**.", on_monitor)
+
+
+def fork_popover(info: RunInfo, key: str, fix: dict[str, Any] | None = None, label: str = "Fork",
+                 width: str = "stretch", on_monitor: bool = False) -> None:
+    if not info.config:
+        return
+    try:
+        cfg = TrainConfig.from_dict(info.config)
+    except ConfigError:
+        return
+    with st.popover(label, icon=":material/call_split:", width=width,
+                    help="Start a new run from this run's latest checkpoint with some settings changed."):
+        st.caption("A new run folder starts from this run's latest weights. Network shapes stay the same; "
+                   "change the recipe here.")
+        changes: dict[str, Any] = {}
+        base = {**cfg.to_dict(), **(fix or {})}
+        base["steps"] = max(int(base["steps"]), info.step * 2, info.step + 1)
+        fields = list(FORK_FIELDS) + [k for k in (fix or {}) if k not in FORK_FIELDS and k not in RESUME_LOCKED]
+        cols = st.columns(2)
+        for i, name in enumerate(fields):
+            v = base[name]
+            with cols[i % 2]:
+                k = f"{key}_{name}"
+                if isinstance(v, bool):
+                    new = st.toggle(name, value=v, key=k, help=FIELD_HELP[name])
+                elif isinstance(v, int):
+                    new = st.number_input(name, value=v, step=1, key=k, help=FIELD_HELP[name])
+                elif isinstance(v, float):
+                    new = st.number_input(name, value=v, format="%g", key=k, help=FIELD_HELP[name],
+                                          step=max(abs(v) / 10, 1e-5) if v else 0.01)
+                else:
+                    new = st.text_input(name, value=str(v), key=k, help=FIELD_HELP[name])
+            if new != getattr(cfg, name):
+                changes[name] = new
+        name = st.text_input("New run name", value="", key=f"{key}_name", placeholder=f"{info.name[6:]}-fork",
+                             help=FIELD_HELP["name"])
+        if name.strip():
+            changes["name"] = name.strip()
+        if st.button("Start fork", type="primary", key=f"{key}_go", width="stretch"):
+            try:
+                run_dir = state.job_manager().fork(info.path, changes)
+            except Exception as e:  # noqa: BLE001
+                state.show_error(_err_text(e), prefix="Could not fork: ")
+                return
+            _open(Path(run_dir), f"Forked **{state.esc(info.name)}** into **{state.esc(Path(run_dir).name)}**.",
+                  on_monitor)
+
+
+def delete_popover(info: RunInfo, key: str) -> None:
+    active = is_active(info)
+    with st.popover("Delete", icon=":material/delete:", disabled=active, width="stretch",
+                    help="Stop the run first." if active else "Delete this run folder and everything in it."):
+        st.markdown(f"Delete **{state.esc(info.name)}** and all its samples and checkpoints? This cannot be undone.")
+        sure = st.checkbox("Yes, delete it permanently", key=f"{key}_sure")
+        if st.button("Delete run", type="primary", key=f"{key}_go", disabled=not sure, width="stretch"):
+            try:
+                delete_run(state.runs_dir(), info.path)
+            except (RunError, OSError) as e:
+                state.show_error(e, prefix="Not deleted: ")
+                return
+            state.histories().forget(info.path)
+            if st.session_state.get(state.K_MONITOR_RUN) == str(info.path):
+                st.session_state.pop(state.K_MONITOR_RUN, None)
+            state.flash(f"Deleted {info.name}.")
+            st.rerun()

@@ -1,0 +1,95 @@
+"""Plotly figures of a run's metrics (numpy arrays in, downsampled for drawing)."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.history import MetricsHistory, downsample, smooth
+
+MAX_POINTS = 2000
+PALETTE = ["#7c3aed", "#ec4899", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#6366f1", "#84cc16"]
+PRETTY = {
+    "loss/d": "D loss", "loss/g": "G loss", "gp": "gradient penalty", "loss/gp": "gradient penalty",
+    "r1": "R1 penalty", "loss/r1": "R1 penalty", "d/real": "D(x) — real", "d/fake": "D(G(z)) — fake",
+    "grad/g": "G grad norm", "grad/d": "D grad norm", "lr/g": "G learning rate", "lr/d": "D learning rate",
+    "perf/img_per_s": "images / s", "perf/sec_per_step": "s / step", "mem/peak_gb": "peak memory (GB)",
+}
+
+
+def pretty(name: str) -> str:
+    return PRETTY.get(name, name)
+
+
+def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, list[str], dict]]:
+    """(title, columns, options) for each chart, in display order; leftovers go to "Other"."""
+    cols = list(columns)
+    used: set[str] = set()
+
+    def take(pred) -> list[str]:
+        out = [c for c in cols if c not in used and pred(c)]
+        used.update(out)
+        return out
+
+    critic = loss in ("wgan", "wgan-gp", "hinge")
+    groups = [
+        ("Losses", take(lambda c: c.startswith("loss/") or c in ("gp", "r1")), {}),
+        ("Critic scores" if critic else "D(x) and D(G(z))", take(lambda c: c.startswith("d/")), {}),
+        ("Gradient norms", take(lambda c: c.startswith("grad/")), {"log": True}),
+        ("Learning rates", take(lambda c: c.startswith("lr/")), {}),
+        ("Throughput", take(lambda c: c == "perf/img_per_s"), {}),
+        ("Sample quality", take(lambda c: c.startswith("metric/")), {}),
+    ]
+    take(lambda c: c.startswith("perf/") or c.startswith("mem/") or c in ("step", "time", "epoch"))
+    groups.append(("Other", take(lambda c: True), {}))
+    return [g for g in groups if g[1]]
+
+
+def _layout(fig: go.Figure, title: str, height: int, opts: dict, xtitle: str = "step") -> go.Figure:
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        height=height, margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title=None),
+        hovermode="x unified", uirevision=title, template="plotly_white",
+    )
+    fig.update_xaxes(title=None, showgrid=True, gridcolor="rgba(128,128,128,0.15)", zeroline=False)
+    fig.update_yaxes(showgrid=True, gridcolor="rgba(128,128,128,0.15)", zeroline=False,
+                     type="log" if opts.get("log") else None, exponentformat="power" if opts.get("log") else "none")
+    return fig
+
+
+def figure(h: MetricsHistory, title: str, columns: list[str], opts: dict | None = None, smoothing: int = 0,
+           height: int = 280) -> go.Figure:
+    opts = opts or {}
+    fig = go.Figure()
+    for i, c in enumerate(columns):
+        x, y = h.series(c)
+        if opts.get("log"):
+            m = y > 0
+            x, y = x[m], y[m]
+        color = PALETTE[i % len(PALETTE)]
+        if smoothing > 1 and y.size > smoothing:
+            xs, ys = downsample(x, y, MAX_POINTS)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=pretty(c), line=dict(color=color, width=1),
+                                     opacity=0.25, showlegend=False, hoverinfo="skip"))
+            xs, ys = downsample(x, smooth(y, smoothing), MAX_POINTS)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=pretty(c), line=dict(color=color, width=2)))
+        else:
+            xs, ys = downsample(x, y, MAX_POINTS)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if ys.size < 30 else "lines",
+                                     name=pretty(c), line=dict(color=color, width=2), marker=dict(size=5)))
+    return _layout(fig, title, height, opts)
+
+
+def overlay(series: list[tuple[str, np.ndarray, np.ndarray]], metric: str, smoothing: int = 0,
+            height: int = 360) -> go.Figure:
+    """One line per run for the same metric."""
+    fig = go.Figure()
+    for i, (name, x, y) in enumerate(series):
+        if smoothing > 1 and y.size > smoothing:
+            y = smooth(y, smoothing)
+        xs, ys = downsample(x, y, MAX_POINTS)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=2)))
+    return _layout(fig, pretty(metric), height, {})

@@ -1,0 +1,179 @@
+"""Export page: write a run's generator as a safetensors bundle, TorchScript or ONNX (with a model card)
+into RUN_DIR/exports/, and download it. Thin over core.export."""
+from __future__ import annotations
+
+import io
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import streamlit as st  # noqa: E402
+
+from core.export import EXTENSIONS, FORMAT_HELP, FORMATS, export_generator, onnx_status  # noqa: E402
+from core.generate import checkpoint_choices  # noqa: E402
+from core.runs import RunInfo, list_runs  # noqa: E402
+from studio import state  # noqa: E402
+
+K = "exp_"
+K_RUN, K_CKPT, K_FMT, K_LAST = K + "run", K + "ckpt", K + "format", K + "last"
+FORMAT_LABELS = {"safetensors": "safetensors bundle", "torchscript": "TorchScript", "onnx": "ONNX"}
+MIME = {"safetensors": "application/octet-stream", "torchscript": "application/octet-stream",
+        "onnx": "application/octet-stream"}
+
+
+def pick_run() -> tuple[RunInfo, Path] | None:
+    root = state.runs_dir()
+    runs = list_runs(root)
+    if not runs:
+        st.info(f"No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`), "
+                "then export its generator here.", icon=":material/info:")
+        return None
+    choices = {str(r.path): checkpoint_choices(r.path) for r in runs}
+    by_path = {str(r.path): r for r in runs}
+    options = list(by_path)
+    ss = st.session_state
+    if ss.get(K_RUN) not in by_path:
+        ss[K_RUN] = next((p for p in options if choices[p]), options[0])
+
+    def fmt(p: str) -> str:
+        return f"{by_path[p].name}  ·  {by_path[p].state}" + ("" if choices[p] else "  ·  no checkpoint yet")
+
+    c1, c2 = st.columns([3, 2])
+    run = c1.selectbox("Run", options, key=K_RUN, format_func=fmt,
+                       help="Any run folder under the runs root; exports are written to its exports/ folder.")
+    ck = choices[run]
+    if not ck:
+        st.info(f"**{state.esc(by_path[run].name)}** has no checkpoint yet: there is nothing to export until the "
+                "first one is saved.", icon=":material/hourglass_top:")
+        return None
+    labels = [lbl for lbl, _ in ck]
+    if ss.get(K_CKPT) not in labels:
+        ss[K_CKPT] = labels[0]
+    label = c2.selectbox("Checkpoint", labels, key=K_CKPT,
+                         help="latest, best (when the run has an evaluation metric), or any kept step. "
+                              "The EMA generator is exported when the run trained one.")
+    return by_path[run], dict(ck)[label]
+
+
+def _zip(files: list[Path]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            zf.write(p, arcname=p.name)
+    return buf.getvalue()
+
+
+def _demote_headings(md: str, by: int = 3) -> str:
+    """Shrink the card's headings so they sit inside the page (# -> ####), leaving code blocks alone."""
+    out, in_code = [], False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            line = "#" * by + line
+        out.append(line)
+    return "\n".join(out)
+
+
+def _read(p: Path) -> bytes | None:
+    try:
+        return p.read_bytes()
+    except OSError:
+        return None
+
+
+def show_result(res: dict) -> None:
+    """Downloads and the model card of the last export (paths kept in session_state, files read from disk)."""
+    main_path = Path(res["path"])
+    files = [Path(p) for p in res["files"]]
+    try:
+        size = main_path.stat().st_size
+    except OSError:
+        st.warning(f"`{main_path}` is gone (deleted or moved since it was exported). Export again.")
+        return
+    extra = f" · max difference from PyTorch {res['parity']:.1e}" if res.get("parity") is not None else ""
+    st.success(f"Exported step {res['step']:,} as {FORMAT_LABELS[res['fmt']]} to `{main_path}` "
+               f"({size / 1024:,.0f} KiB){extra}.", icon=":material/check_circle:")
+    for n in res.get("notes", []):
+        st.info(n)
+    c1, c2, c3 = st.columns(3)
+    # Callables: the bytes are read only when someone clicks (exports of big models stay off the page).
+    c1.download_button("Download the model", lambda: main_path.read_bytes(), file_name=main_path.name,
+                       mime=MIME[res["fmt"]],
+                       icon=":material/download:", on_click="ignore", width="stretch", type="primary",
+                       help=f"The exported model file, {main_path.name}.")
+    present = [p for p in files if p.is_file()]
+    c2.download_button("Download all files (.zip)", lambda: _zip(present),
+                       file_name=main_path.name.split(".")[0] + ".zip",
+                       mime="application/zip", icon=":material/folder_zip:", on_click="ignore", width="stretch",
+                       help="The model file with its model card" + (" and JSON config" if res["fmt"] == "safetensors"
+                                                                    else "") + ".")
+    card_path = Path(res["card"])
+    card = _read(card_path)
+    if card is not None:
+        c3.download_button("Download model card", card, file_name=card_path.name, mime="text/markdown",
+                           icon=":material/description:", on_click="ignore", width="stretch",
+                           help="The model card (markdown) written beside the export.")
+        with st.expander("Model card", expanded=True, icon=":material/description:"):
+            st.markdown(_demote_headings(card.decode("utf-8", errors="replace")))
+
+
+def previous_exports(run: RunInfo) -> None:
+    folder = run.path / "exports"
+    exts = tuple(EXTENSIONS.values())
+    found = sorted((p for p in folder.glob("*") if p.is_file() and p.name.endswith(exts)),
+                   key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    if not found:
+        return
+    with st.expander(f"Earlier exports of this run ({len(found)})", icon=":material/inventory_2:"):
+        for p in found[:20]:
+            st.markdown(f"`{state.esc(p.name)}` · {p.stat().st_size / 1024:,.0f} KiB · "
+                        f"{state.fmt_ago(p.stat().st_mtime)}")
+        st.caption(f"In `{folder}`")
+
+
+def main() -> None:
+    st.title("Export")
+    st.caption("Ship a trained generator: a safe safetensors bundle for GAN Studio, TorchScript for plain PyTorch, "
+               "or ONNX for everything else. A model card is written beside every export.")
+    picked = pick_run()
+    if picked is None:
+        return
+    run, ckpt = picked
+    ss = st.session_state
+    if ss.get(K_FMT) not in FORMATS:
+        ss[K_FMT] = "safetensors"
+    fmt = st.radio("Format", FORMATS, key=K_FMT, format_func=FORMAT_LABELS.get, horizontal=True,
+                   help=" · ".join(f"{FORMAT_LABELS[k]}: {v}" for k, v in FORMAT_HELP.items()))
+    st.caption(FORMAT_HELP[fmt])
+    blocked = False
+    if fmt == "onnx":
+        ok, msg = onnx_status()
+        if not ok:
+            st.error(msg, icon=":material/error:")
+            blocked = True
+        else:
+            st.caption(msg)
+    out_dir = run.path / "exports"
+    if st.button("Export", type="primary", icon=":material/ios_share:", disabled=blocked,
+                 help=f"Write the export and its model card into {out_dir}."):
+        try:
+            with st.spinner(f"Exporting {ckpt.name} as {FORMAT_LABELS[fmt]}…"):
+                t0 = time.monotonic()
+                res = export_generator(ckpt, fmt)  # default: RUN_DIR/exports/<run>-step<N>.<ext>
+            ss[K_LAST] = {"path": str(res.path), "files": [str(p) for p in res.files], "card": str(res.card_path),
+                          "fmt": res.fmt, "step": res.step, "parity": res.parity, "notes": list(res.notes),
+                          "run": str(run.path), "secs": time.monotonic() - t0}
+        except Exception as e:  # noqa: BLE001 - a page shows errors, never a traceback
+            ss.pop(K_LAST, None)
+            state.show_error(e, prefix=f"Could not export `{ckpt.name}` of {run.name}: ")
+    last = ss.get(K_LAST)
+    if last and last.get("run") == str(run.path):
+        show_result(last)
+    previous_exports(run)
+
+
+main()

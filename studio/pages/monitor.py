@@ -1,0 +1,283 @@
+"""Monitor page: the live dashboard of one run (this server's job, a CLI run, or any run folder)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from core.estimate import human_duration  # noqa: E402
+from core.history import checkpoint_problems, metrics_problems  # noqa: E402
+from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control  # noqa: E402
+from studio import actions, charts, state  # noqa: E402
+
+K_SELECT = "monitor_run"
+K_LIVE = "monitor_live"
+K_SMOOTH = "monitor_smooth"
+SEVERITY = {"critical": ("error", ":material/report:"), "warning": ("warning", ":material/warning:"),
+            "info": ("info", ":material/info:")}
+
+
+def pick_run(runs: list[RunInfo]) -> RunInfo | None:
+    options = [str(r.path) for r in runs]
+    names = {str(r.path): r for r in runs}
+    ss = st.session_state
+    want = ss.get(state.K_MONITOR_RUN)
+    q = st.query_params.get("run")
+    if q and (want not in names or Path(want).name != q):  # a link (or a reload) asked for this run
+        want = next((p for p in options if Path(p).name == q), want)
+    if want not in names:
+        job = state.active_job()
+        want = str(job.run_dir) if job is not None and str(job.run_dir) in names else options[0]
+    ss[K_SELECT] = want
+    ss[state.K_MONITOR_RUN] = want
+
+    def on_change() -> None:
+        ss[state.K_MONITOR_RUN] = ss[K_SELECT]
+        st.query_params["run"] = Path(ss[K_SELECT]).name
+
+    def fmt(p: str) -> str:
+        r = names[p]
+        return f"{r.name}  ·  {r.state}"
+
+    c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
+    sel = c1.selectbox("Run", options, key=K_SELECT, format_func=fmt, on_change=on_change,
+                       help="Any run folder under the runs root: runs started here, from the command line, "
+                            "or by another machine writing into this folder.")
+    c2.toggle("Live", key=K_LIVE, help="Refresh charts every few seconds. Turn off to zoom and pan a chart "
+                                       "without it resetting.")
+    c3.toggle("Smooth", key=K_SMOOTH, help="Overlay a moving average on noisy curves.")
+    try:
+        st.query_params["run"] = Path(sel).name
+    except Exception:  # noqa: BLE001
+        pass
+    return names.get(sel)
+
+
+# ------------------------------------------------------------------ live header
+def header(run_dir: str, was_active: bool) -> None:
+    info = load_run(run_dir)
+    active = info.state in ACTIVE_STATES
+    if active != was_active:  # started or ended since the page was drawn: redraw with the right refresh rate
+        st.rerun()
+    ev = state.histories().events(run_dir)
+    crit = [f for f in ev.active_findings() if f.get("severity") == "critical"]
+    st_ = info.status
+
+    t1, t2 = st.columns([1, 1], vertical_alignment="center")
+    with t1:
+        cfg = info.config
+        st.markdown(f"### {state.esc(info.name)}")
+        badge = state.state_label(info.state)
+        if crit:
+            badge += f" :red-badge[:material/report: {len(crit)} critical finding{'s' if len(crit) > 1 else ''}]"
+        desc = " · ".join(str(x) for x in (cfg.get("arch"), cfg.get("loss"), state.dataset_label(cfg, info.meta),
+                                            f"{cfg.get('resolution')}px" if cfg.get("resolution") else None,
+                                            st_.get("device")) if x)
+        st.markdown(f"{badge}  {state.esc(desc)}")
+    with t2:
+        controls(info, active)
+
+    total = info.total_steps
+    c = st.columns(5)
+    c[0].metric("Step", f"{info.step:,}", help="Generator steps done.")
+    c[1].metric("Of", f"{total:,}" if total else "—", help="Total steps of this run.")
+    ips = st_.get("img_per_s")
+    c[2].metric("Images / s", f"{ips:,.0f}" if isinstance(ips, (int, float)) and active else "—",
+                help="Real images seen per second (recent average).")
+    c[3].metric("ETA", human_duration(st_.get("eta_s")) if active else "—", help="Time left at the current speed.")
+    c[4].metric("Elapsed", human_duration(st_.get("elapsed_s")), help="Training time so far (pauses excluded).")
+    st.progress(min(1.0, info.step / total) if total else 0.0,
+                text=st_.get("message") or (f"{100 * info.step / total:.0f}%" if total else None))
+
+    if info.state in ("failed", "diverged"):
+        err = ev.last_error()
+        msg = (err or {}).get("message") or info.last_error() or st_.get("message") or "no error message recorded"
+        state.show_error(f"This run {info.state}" + (f" at step {err['step']:,}" if err and isinstance(
+            err.get("step"), int) else "") + f": {msg}")
+    elif info.state == "interrupted":
+        st.warning("This run stopped updating more than five minutes ago without finishing: the process that "
+                   "trained it is gone. **Resume** continues from its latest checkpoint.", icon=":material/link_off:")
+    problems = list(info.problems) + checkpoint_problems(run_dir) + metrics_problems(
+        state.histories().metrics(run_dir), info.name, active=active)
+    for p in problems:
+        st.warning(p, icon=":material/broken_image:")
+
+
+def controls(info: RunInfo, active: bool) -> None:
+    run_dir = info.path
+    ctl = read_control(run_dir)
+    paused = info.state == "paused"
+    with st.container(horizontal=True, horizontal_alignment="right", gap="small"):
+        if active:
+            if paused:
+                if st.button("Resume", key="ctl_resume", icon=":material/play_arrow:", type="primary",
+                             help="Continue training."):
+                    actions.control(run_dir, "resume")
+            elif st.button("Pause", key="ctl_pause", icon=":material/pause:",
+                           help="Pause after the current step; the run keeps its place."):
+                actions.control(run_dir, "pause")
+            if st.button("Stop", key="ctl_stop", icon=":material/stop:",
+                         help="Save a checkpoint and stop. You can resume it later from the Runs page."):
+                actions.control(run_dir, "stop")
+            if st.button("Save checkpoint now", key="ctl_ckpt", icon=":material/save:",
+                         help="Write a full checkpoint at the next step, without stopping."):
+                actions.control(run_dir, "checkpoint")
+        elif info.config:
+            actions.resume_popover(info, key="mon_resume", width="content", on_monitor=True)
+            actions.fork_popover(info, key="mon_fork", width="content", on_monitor=True)
+    if active and ctl.get("state") == "stopped":
+        st.caption("Stopping… (the run saves a checkpoint first)")
+    elif active and ctl.get("state") == "paused" and not paused:
+        st.caption("Pausing…")
+
+
+# ------------------------------------------------------------------ live charts and samples
+def live_body(run_dir: str, loss: str) -> None:
+    h = state.histories().metrics(run_dir)
+    info = load_run(run_dir)
+    n_find = len(state.histories().events(run_dir).active_findings())
+    left, right = st.columns([2.3, 1], gap="medium")
+    with left:
+        chart_tab, diag_tab, log_tab = st.tabs(
+            [":material/show_chart: Charts",
+             f":material/stethoscope: Diagnostics{f' ({n_find})' if n_find else ''}",
+             ":material/list: Event log"])
+        with chart_tab:
+            draw_charts(h, info, loss)
+        with diag_tab:
+            diagnostics(info)
+        with log_tab:
+            event_log(run_dir)
+    with right:
+        samples(info)
+
+
+def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
+    if len(h) == 0:
+        every = info.config.get("log_every", 25)
+        st.info(f"Waiting for the first metrics — they are written every {every} steps.",
+                icon=":material/hourglass_top:")
+        return
+    smoothing = max(5, len(h) // 40) if st.session_state.get(K_SMOOTH) else 0
+    groups = charts.chart_groups(h.columns(), loss)
+    for i in range(0, len(groups), 2):
+        cols = st.columns(2)
+        for col, (title, names, opts) in zip(cols, groups[i:i + 2]):
+            with col:
+                st.plotly_chart(charts.figure(h, title, names, opts, smoothing=smoothing), width="stretch",
+                                key=f"chart_{title}", config={"displaylogo": False})
+    last_step = h.last("step")
+    st.caption(f"{len(h):,} metric rows · last logged step {int(last_step):,}" if last_step is not None else "")
+
+
+def samples(info: RunInfo) -> None:
+    grids = info.samples()
+    with st.container(border=True):
+        if not grids:
+            st.markdown("##### Generated")
+            st.info(f"The first sample grid appears after {info.config.get('sample_every', 'a few')} steps.",
+                    icon=":material/hourglass_top:")
+        else:
+            steps = [s for s, _ in grids]
+            key = f"scrub_{info.name}"
+            follow_key = f"{key}_follow"
+            if key not in st.session_state or st.session_state.get(follow_key, True) \
+                    or st.session_state[key] not in steps:
+                st.session_state[key] = steps[-1]
+            chosen = st.session_state[key]
+            st.markdown(f"##### Generated · step {chosen:,}")
+            path = dict(grids)[chosen]
+            state.show_png(state.png_file(path, min_width=480), missing="This sample grid is unreadable.")
+            if len(steps) > 1:
+                val = st.select_slider("Scrub through training", steps, key=key, format_func=lambda s: f"{s:,}",
+                                       help="Every grid comes from the same fixed noise vectors, so you can watch "
+                                            "the same images take shape.")
+                st.session_state[follow_key] = val == steps[-1]
+            else:
+                st.caption("Same fixed noise every time, so you can watch the same images take shape.")
+    with st.container(border=True):
+        st.markdown("##### Real images")
+        state.show_png(state.png_file(info.path / "reals.png", min_width=480),
+                       missing="No reals.png in this run folder.")
+
+
+def diagnostics(info: RunInfo) -> None:
+    ev = state.histories().events(info.path)
+    findings = ev.findings()
+    active = [f for f in findings if f.get("status", "started") != "cleared"]
+    cleared = [f for f in findings if f.get("status") == "cleared"]
+    if not findings:
+        st.success("No findings. When the training diagnostics notice a problem (for example a discriminator "
+                   "that wins too easily, or collapsing samples) it is explained here with a suggested fix.",
+                   icon=":material/verified:")
+        return
+    for i, f in enumerate(active):
+        kind, icon = SEVERITY.get(f.get("severity", "info"), SEVERITY["info"])
+        title = str(f.get("kind", "finding")).replace("_", " ").replace("-", " ").capitalize()
+        with st.container(border=True):
+            body = f"**{state.esc(title)}** (since step {f.get('step', '?'):,})" if isinstance(
+                f.get("step"), int) else f"**{state.esc(title)}**"
+            if f.get("explanation"):
+                body += f"  \n{f['explanation']}"
+            getattr(st, kind)(body, icon=icon)
+            if f.get("suggestion"):
+                st.markdown(f":material/lightbulb: **Try:** {f['suggestion']}")
+            evid = f.get("evidence")
+            if isinstance(evid, dict) and evid:
+                st.caption(" · ".join(f"{k}: {state.fmt_num(v) if isinstance(v, (int, float)) else v}"
+                                      for k, v in evid.items()))
+            fix = f.get("fix")
+            if isinstance(fix, dict) and fix and info.config and info.state not in ACTIVE_STATES:
+                actions.fork_popover(info, key=f"fix_{i}", fix=fix, label="Fork with this fix", on_monitor=True)
+            elif isinstance(fix, dict) and fix:
+                st.caption("Suggested change: " + ", ".join(f"`{k}` = {v}" for k, v in fix.items())
+                           + " — stop the run, then fork it with this fix.")
+    if cleared:
+        with st.expander(f"Resolved ({len(cleared)})"):
+            for f in cleared:
+                st.markdown(f"- **{state.esc(f.get('kind'))}** cleared at step {f.get('step', '?')}")
+
+
+def event_log(run_dir: str) -> None:
+    evs = state.histories().events(run_dir).events()
+    if not evs:
+        st.caption("No events yet.")
+        return
+    rows = []
+    for e in reversed(evs[-300:]):
+        t = e.get("time")
+        rows.append({"time": time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "",
+                     "step": e.get("step"), "type": e.get("type"),
+                     "message": e.get("message") or e.get("explanation") or e.get("state") or ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320,
+                 column_config={"message": st.column_config.TextColumn(width="large")})
+
+
+def main() -> None:
+    st.title("Monitor")
+    state.show_flash()
+    runs = list_runs(state.runs_dir())
+    if not runs:
+        st.info("No runs yet — start one on the Train page.", icon=":material/rocket_launch:")
+        if st.button("Go to Train", type="primary", icon=":material/arrow_forward:"):
+            state.go("train")
+        return
+    if K_LIVE not in st.session_state:
+        st.session_state[K_LIVE] = True
+    info = pick_run(runs)
+    if info is None:
+        return
+    active = info.state in ACTIVE_STATES
+    every = state.REFRESH_S if active else None
+    with st.container(border=True):
+        st.fragment(run_every=every)(header)(str(info.path), active)
+    live = st.session_state.get(K_LIVE, True)
+    st.fragment(run_every=state.CHART_REFRESH_S if active and live else None)(live_body)(str(info.path), str(info.config.get("loss", "bce")))
+
+
+main()

@@ -1,0 +1,162 @@
+"""Runs page: every run folder under the runs root, with actions, and an overlay to compare runs."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import streamlit as st  # noqa: E402
+
+from core.history import checkpoint_problems, metrics_problems  # noqa: E402
+from core.runs import ACTIVE_STATES, RunInfo, list_runs  # noqa: E402
+from studio import actions, charts, state  # noqa: E402
+
+PAGE_SIZE = 25
+LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))
+
+
+def run_card(info: RunInfo, idx: str) -> None:
+    h = state.histories().metrics(info.path)
+    active = actions.is_active(info)
+    cfg = info.config
+    with st.container(border=True):
+        thumb, body, nums, acts = st.columns([1, 3, 1.5, 3], gap="medium", vertical_alignment="center")
+        with thumb:
+            latest = info.latest_sample()
+            data = state.png_file(latest, min_width=160) if latest else None
+            if data:
+                st.image(data, output_format="PNG", width="stretch")
+            else:
+                st.markdown("<div style='height:96px;border-radius:8px;background:rgba(128,128,128,.12);"
+                            "display:flex;align-items:center;justify-content:center;color:#888;"
+                            "font-size:.8rem'>no samples yet</div>", unsafe_allow_html=True)
+        with body:
+            st.markdown(f"**{state.esc(info.name)}** {state.state_label(info.state)}")
+            if cfg:
+                bits = [cfg.get("arch"), cfg.get("loss"), state.dataset_label(cfg, info.meta),
+                        f"{cfg.get('resolution')}px" if cfg.get("resolution") else None]
+                fork = info.meta.get("forked_from")
+                if isinstance(fork, dict) and fork.get("run"):
+                    bits.append(f"forked from {fork['run']}")
+                st.caption(" · ".join(state.esc(b) for b in bits if b) + f" · created {state.fmt_ago(info.meta.get('created'))}")
+            total = info.total_steps
+            st.progress(min(1.0, info.step / total) if total else 0.0,
+                        text=f"step {info.step:,} / {total:,}" if total else f"step {info.step:,}")
+        with nums:
+            vals = [(lab, h.last(k)) for k, lab in LAST]
+            vals = [(lab, v) for lab, v in vals if v is not None]
+            if vals:
+                st.markdown("  \n".join(f"<small>{lab}</small> **{state.fmt_num(v)}**" for lab, v in vals),
+                            unsafe_allow_html=True)
+            else:
+                st.caption("no metrics yet")
+        with acts:
+            a1, a2 = st.columns(2)
+            if a1.button("Open", key=f"open_{idx}", icon=":material/monitoring:", width="stretch",
+                         help="Show this run on the Monitor page."):
+                state.go("monitor", run=info.path)
+            with a2:
+                if info.config and not active:
+                    actions.resume_popover(info, key=f"res_{idx}")
+                else:
+                    st.button("Resume", key=f"resdis_{idx}", icon=":material/play_arrow:", width="stretch",
+                              disabled=True, help="Running now." if active else "No config.json: cannot resume.")
+            a3, a4 = st.columns(2)
+            with a3:
+                if info.config and not active:
+                    actions.fork_popover(info, key=f"fork_{idx}")
+                else:
+                    st.button("Fork", key=f"forkdis_{idx}", icon=":material/call_split:", width="stretch",
+                              disabled=True, help="Stop the run first." if active else "No config.json: cannot fork.")
+            with a4:
+                actions.delete_popover(info, key=f"del_{idx}")
+        problems = list(info.problems) + checkpoint_problems(info.path) + metrics_problems(
+            h, info.name, active=info.state in ACTIVE_STATES)
+        for p in problems:
+            st.warning(p, icon=":material/broken_image:")
+        if info.state in ("failed", "diverged"):
+            err = state.histories().events(info.path).last_error()
+            if err and err.get("message"):
+                st.error(f"{info.state.capitalize()}: {err['message']}", icon=":material/error:")
+
+
+def compare(runs: list[RunInfo]) -> None:
+    st.subheader("Compare runs", divider="gray")
+    with_metrics = [r for r in runs if len(state.histories().metrics(r.path)) > 0]
+    if len(with_metrics) < 1:
+        st.caption("Curves appear here once runs have logged metrics.")
+        return
+    names = {r.name: r for r in with_metrics}
+    c1, c2, c3 = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
+    ss = st.session_state
+    ss["cmp_runs"] = [n for n in ss["cmp_runs"] if n in names] if "cmp_runs" in ss else list(names)[:3]
+    picked = c1.multiselect("Runs", list(names), key="cmp_runs",
+                            help="Overlay the same metric for several runs.")
+    cols: dict[str, None] = {}
+    for n in picked:
+        for c in state.histories().metrics(names[n].path).columns():
+            cols.setdefault(c, None)
+    metrics = list(cols) or ["loss/g"]
+    default = "loss/g" if "loss/g" in metrics else metrics[0]
+    if st.session_state.get("cmp_metric") not in metrics:
+        st.session_state["cmp_metric"] = default
+    metric = c2.selectbox("Metric", metrics, key="cmp_metric", format_func=charts.pretty,
+                          help="Which logged value to compare.")
+    smooth = c3.toggle("Smooth", key="cmp_smooth", value=True, help="Moving average over noisy curves.")
+    if not picked:
+        st.caption("Pick one or more runs.")
+        return
+    series = []
+    for n in picked:
+        x, y = state.histories().metrics(names[n].path).series(metric)
+        if y.size:
+            series.append((n, x, y))
+    if not series:
+        st.caption(f"None of the selected runs logged {metric}.")
+        return
+    longest = max(s[2].size for s in series)
+    st.plotly_chart(charts.overlay(series, metric, smoothing=max(5, longest // 40) if smooth else 0),
+                    width="stretch", key="cmp_chart", config={"displaylogo": False})
+
+
+def main() -> None:
+    st.title("Runs")
+    st.caption(f"Every run under `{state.runs_dir()}` — started here, from the command line, or by another "
+               "process still writing to it. Newest first.")
+    state.show_flash()
+    runs = list_runs(state.runs_dir())
+    if not runs:
+        st.info("No runs yet — start one on the Train page.", icon=":material/rocket_launch:")
+        if st.button("Go to Train", type="primary", icon=":material/arrow_forward:"):
+            state.go("train")
+        return
+    c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+    query = c1.text_input("Filter", placeholder="name, architecture, dataset…", key="runs_filter",
+                          label_visibility="collapsed")
+    states = sorted({r.state for r in runs})
+    chosen_states = c2.multiselect("State", states, key="runs_states", placeholder="all states",
+                                   label_visibility="collapsed")
+    if c3.button("Refresh", icon=":material/refresh:", width="stretch"):
+        st.rerun()
+    shown = runs
+    if query.strip():
+        q = query.strip().lower()
+        shown = [r for r in shown if q in r.name.lower() or q in str(r.config.get("arch", "")).lower()
+                 or q in str(r.config.get("data", "")).lower() or q in str(r.config.get("loss", "")).lower()]
+    if chosen_states:
+        shown = [r for r in shown if r.state in chosen_states]
+    n_act = sum(r.state in ACTIVE_STATES for r in runs)
+    st.caption(f"{len(runs)} run{'s' if len(runs) != 1 else ''}" + (f" · {n_act} active" if n_act else "")
+               + (f" · {len(shown)} shown" if len(shown) != len(runs) else ""))
+    limit = st.session_state.get("runs_limit", PAGE_SIZE)
+    for info in shown[:limit]:
+        run_card(info, info.name)
+    if len(shown) > limit:
+        if st.button(f"Show {min(PAGE_SIZE, len(shown) - limit)} more", key="more"):
+            st.session_state["runs_limit"] = limit + PAGE_SIZE
+            st.rerun()
+    compare(runs)
+
+
+main()

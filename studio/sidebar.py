@@ -1,0 +1,41 @@
+"""The sidebar's "what is training now" card, shown on every page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from studio import state
+
+
+def _runs_caption() -> None:
+    p = str(state.runs_dir())
+    short = p if len(p) <= 34 else "…" + p[-33:]
+    st.caption(f"Runs folder: `{short}`", help=p)
+
+
+def _card(live: bool = True) -> None:
+    job = state.active_job()
+    if job is None:
+        _runs_caption()
+        return
+    info = state.run_info(job.run_dir)
+    with st.container(border=True):
+        if live:
+            st.markdown(f"**Training now** · {state.state_label(info.state if info.status else job.state)}")
+        else:  # a still picture would go stale: the Monitor page shows the live numbers
+            st.markdown("**Training now**")
+        st.caption(state.esc(info.name))
+        if live:
+            total = max(1, info.total_steps)
+            st.progress(min(1.0, info.step / total), text=f"step {info.step:,} / {info.total_steps:,}")
+        # A link, not a button + st.switch_page: switching pages from inside a fragment would leave
+        # the new page's live fragments without their refresh timers.
+        st.page_link(state.page_path("monitor"), label="Open in Monitor", icon=":material/monitoring:",
+                     query_params={"run": info.name}, width="stretch")
+    _runs_caption()
+
+
+def job_status(live: bool = True) -> None:
+    """``live=False`` draws the card once (the Monitor page already refreshes the same numbers)."""
+    with st.sidebar:
+        every = state.REFRESH_S * 2 if live and state.active_job() is not None else None
+        st.fragment(run_every=every)(_card)(live)

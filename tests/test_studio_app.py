@@ -1,0 +1,329 @@
+"""Streamlit AppTest checks of every studio page: empty, with broken run folders, Start and Stop."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+st = pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from core.config import TrainConfig  # noqa: E402
+from core.runs import load_run  # noqa: E402
+
+APP = str(ROOT / "studio" / "app.py")
+PAGES = ("pages/data.py", "pages/train.py", "pages/monitor.py", "pages/runs.py")
+TINY = dict(resolution=16, batch_size=8, g_width=8, d_width=8, latent_dim=16, steps=3000, log_every=5,
+            sample_every=20, checkpoint_every=1000)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gs-cache")
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch, cache_dir) -> Path:
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(root))
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(cache_dir))
+    st.cache_resource.clear()
+    yield root
+    st.cache_resource.clear()  # on_release shuts the JobManager down (stops and joins its threads)
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    if page and page != "pages/data.py":
+        at.switch_page(page).run()
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+# ------------------------------------------------------------------ fake run folders
+def png(path: Path, size: int = 36, color=(120, 60, 200)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+
+
+def make_run(root: Path, name: str, state: str = "finished", steps: int = 100, rows: int = 20,
+             config: bool = True, updated: float | None = None) -> Path:
+    import torch
+
+    p = root / name
+    (p / "samples").mkdir(parents=True)
+    (p / "checkpoints").mkdir()
+    cfg = TrainConfig(**{**TINY, "steps": steps}).to_dict()
+    if config:
+        (p / "config.json").write_text(json.dumps({"config": cfg, "versions": {}, "created": time.time(),
+                                                   "dataset": {"source": "shapes", "count": 8000}}))
+    (p / "status.json").write_text(json.dumps({"state": state, "step": steps if state == "finished" else steps // 2,
+                                               "total_steps": steps, "updated": updated or time.time(),
+                                               "img_per_s": 500.0, "eta_s": 3.0, "elapsed_s": 10.0}))
+    with open(p / "metrics.jsonl", "w") as f:
+        for i in range(rows):
+            f.write(json.dumps({"step": i * 5, "time": time.time(), "loss/d": 1.0 - i / 100, "loss/g": 0.7 + i / 50,
+                                "d/real": 0.6, "d/fake": 0.4, "grad/g": 0.5, "grad/d": 1.1, "lr/g": 2e-4,
+                                "lr/d": 2e-4, "perf/img_per_s": 500.0}) + "\n")
+    with open(p / "events.jsonl", "w") as f:
+        f.write(json.dumps({"type": "state", "time": time.time(), "step": 0, "state": "running",
+                            "message": "Training on cpu"}) + "\n")
+    for s in (0, 50, 100):
+        png(p / "samples" / f"step_{s:07d}.png")
+    png(p / "reals.png", color=(20, 160, 90))
+    torch.save({"step": steps}, p / "checkpoints" / f"step_{steps:07d}.pt")
+    return p
+
+
+BROKEN = {
+    "no-config": lambda root: make_run(root, "00001-noconfig", config=False),
+    "torn-metrics": lambda root: _append(make_run(root, "00002-torn") / "metrics.jsonl", '{"step": 105, "loss/d": 0.'),
+    "bad-checkpoint": lambda root: (make_run(root, "00003-badckpt") / "checkpoints" / "step_0000100.pt").write_bytes(
+        b"not a checkpoint"),
+    "failed": lambda root: _fail(make_run(root, "00004-failed", state="failed")),
+}
+EXPECT = {  # text naming the problem, shown on the Monitor and Runs pages
+    "no-config": "config.json",
+    "torn-metrics": "metrics.jsonl",
+    "bad-checkpoint": "step_0000100.pt",
+    "failed": "CUDA out of memory",
+}
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def _fail(p: Path) -> None:
+    _append(p / "events.jsonl", json.dumps({"type": "error", "time": time.time(), "step": 50,
+                                            "message": "RuntimeError: CUDA out of memory (tried to allocate 2 GiB)"})
+            + "\n")
+
+
+# ------------------------------------------------------------------ rendering
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_with_empty_runs_root(runs, page):
+    at = app(page)
+    assert_ok(at)
+    if page in ("pages/monitor.py", "pages/runs.py"):
+        assert any("No runs yet" in t for t in texts(at, "info"))
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_pages_render_with_a_broken_run(runs, kind):
+    make_run(runs, "00000-good")
+    BROKEN[kind](runs)
+    broken = next(p for p in runs.iterdir() if p.name != "00000-good")
+    messages = {}
+    for page in PAGES:
+        at = app(page)
+        assert_ok(at)
+        messages[page] = texts(at, "warning") + texts(at, "error")
+    assert any(EXPECT[kind] in m for m in messages["pages/runs.py"]), messages["pages/runs.py"]
+    # The Monitor shows the newest run by default: the broken one.
+    at = app("pages/monitor.py")
+    assert at.selectbox(key="monitor_run").value == str(broken)
+    assert any(EXPECT[kind] in m for m in texts(at, "warning") + texts(at, "error")), messages
+    if kind == "failed":
+        assert any("failed" in m and "CUDA out of memory" in m for m in texts(at, "error"))
+    assert not any("Traceback" in m for ms in messages.values() for m in ms)
+
+
+def test_monitor_shows_findings_and_controls_an_external_run(runs):
+    """A run trained by another process (CLI) is controlled through control.json."""
+    p = make_run(runs, "00000-cli", state="running")
+    _append(p / "events.jsonl", json.dumps({
+        "type": "finding", "time": time.time(), "step": 40, "kind": "d_overpowering", "severity": "critical",
+        "status": "started", "evidence": {"d/real": 0.99}, "explanation": "D wins.", "suggestion": "Lower lr_d.",
+        "fix": {"lr_d": 1e-4}}) + "\n")
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    md = " ".join(texts(at, "markdown"))
+    assert "critical finding" in md
+    assert any("D wins" in t for t in texts(at, "error"))
+    at.button(key="ctl_pause").click().run()
+    assert json.loads((p / "control.json").read_text())["state"] == "paused"
+    at.button(key="ctl_ckpt").click().run()
+    assert json.loads((p / "control.json").read_text())["checkpoint_seq"] == 1
+    at.button(key="ctl_stop").click().run()
+    assert json.loads((p / "control.json").read_text())["state"] == "stopped"
+
+
+def test_stale_run_is_interrupted_and_resumable(runs):
+    make_run(runs, "00000-stale", state="running", updated=time.time() - 3600)
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    assert any("Resume" in t for t in texts(at, "warning"))
+
+
+def test_runs_page_delete_needs_confirmation(runs):
+    p = make_run(runs, "00000-old")
+    at = app("pages/runs.py")
+    go = at.button(key="del_00000-old_go")
+    assert go.disabled
+    at.checkbox(key="del_00000-old_sure").check().run()
+    at.button(key="del_00000-old_go").click().run()
+    assert_ok(at)
+    assert not p.exists()
+
+
+def test_runs_page_never_deletes_an_active_run(runs):
+    p = make_run(runs, "00000-live", state="running")
+    at = app("pages/runs.py")
+    assert_ok(at)
+    at.checkbox(key="del_00000-live_sure").check().run()
+    at.button(key="del_00000-live_go").click().run()
+    assert p.exists()  # the popover is disabled and core.runs.delete_run refuses an active run
+
+
+# ------------------------------------------------------------------ data and train pages
+def test_data_page_scans_a_folder_and_prefills_train(runs, tmp_path):
+    folder = tmp_path / "imgs"
+    for i in range(12):
+        png(folder / f"img_{i:02d}.png", size=24, color=(i * 20, 100, 50))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
+    (folder / "notes.txt").write_text("hi")
+    at = app("pages/data.py")
+    at.segmented_control(key="data_source").set_value("Image folder").run()
+    at.text_input(key="data_folder").input(str(folder)).run()
+    scan = next(b for b in at.button if b.label == "Scan")
+    scan.click().run()
+    assert_ok(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Usable images"] == "12" and metrics["Rejected"] == "1" and metrics["Ignored"] == "1"
+    assert any("broken.png" in str(df.value) for df in at.dataframe)
+    assert len(at.get("image")) >= 1  # the grid of real images
+    at.switch_page("pages/train.py").run()
+    assert_ok(at)
+    assert at.text_input(key="cfg_data").value == str(folder.resolve())
+
+
+def test_train_page_validation_names_the_field(runs):
+    at = app("pages/train.py")
+    at.number_input(key="cfg_lr_g").set_value(0.0).run()
+    assert_ok(at)
+    errs = texts(at, "error")
+    assert any("lr_g" in e for e in errs), errs
+    assert at.button(key="start").disabled
+
+
+def test_train_page_preset_fills_fields(runs):
+    at = app("pages/train.py")
+    at.selectbox(key="cfg_preset").set_value("wgan-gp").run()
+    assert_ok(at)
+    assert at.selectbox(key="cfg_loss").value == "wgan-gp"
+    assert at.number_input(key="cfg_n_critic").value == 5
+    assert at.text_input(key="cfg_data").value == "shapes"  # the user's data is kept
+
+
+def _wait(cond, timeout: float = 60.0, every: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(every)
+    return cond()
+
+
+def test_start_then_stop(runs):
+    at = app("pages/train.py")
+    for k, v in TINY.items():
+        w = at.selectbox(key=f"cfg_{k}") if k == "resolution" else at.number_input(key=f"cfg_{k}")
+        w.set_value(v)
+    at.run()
+    assert_ok(at)
+    at.button(key="start").click().run()
+    assert_ok(at)
+    assert at.title[0].value == "Monitor"  # st.switch_page after a successful start
+    run_dirs = [p for p in runs.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1
+    run = run_dirs[0]
+    assert _wait(lambda: load_run(run).step > 0, 60), load_run(run).status
+    at.switch_page("pages/monitor.py").run()  # AppTest keeps its own page choice between runs
+    assert_ok(at)
+    assert at.selectbox(key="monitor_run").value == str(run)
+    # A second Start (another click, another tab) must not start a duplicate.
+    at2 = app("pages/train.py")
+    assert at2.button(key="start").disabled
+    # The sidebar's "Training now" card (AppTest runs app.py's fragments only before a page switch).
+    at3 = app()
+    assert any("Training now" in t for t in texts(at3, "markdown"))
+    assert len(at3.get("page_link")) == 1  # "Open in Monitor"
+    at.button(key="ctl_stop").click().run()
+    assert_ok(at)
+    assert _wait(lambda: load_run(run).state == "stopped", 60), load_run(run).status
+    at.run()
+    assert any("Stopped" in t for t in texts(at, "markdown"))
+    assert len([p for p in runs.iterdir() if p.is_dir()]) == 1
+
+
+def _real_run(runs: Path, steps: int = 40) -> Path:
+    """A finished run trained for real (tiny), through the same JobManager the studio holds."""
+    from studio import state
+
+    jm = state.job_manager()
+    run = jm.start(TrainConfig(**{**TINY, "steps": steps, "checkpoint_every": 20}))
+    assert _wait(lambda: jm.active() is None, 90)
+    assert load_run(run).state == "finished", load_run(run).status
+    return Path(run)
+
+
+def test_fork_and_resume_from_the_runs_page(runs):
+    src = _real_run(runs)
+    at = app("pages/runs.py")
+    assert_ok(at)
+    key = f"fork_{src.name}"
+    at.number_input(key=f"{key}_steps").set_value(60)
+    at.number_input(key=f"{key}_lr_d").set_value(1e-4)
+    at.button(key=f"{key}_go").click().run()
+    assert_ok(at)
+    assert at.title[0].value == "Monitor"
+    forks = [p for p in runs.iterdir() if p.is_dir() and p != src]
+    assert len(forks) == 1
+    fork = load_run(forks[0])
+    assert fork.meta["forked_from"]["run"] == src.name and fork.config["lr_d"] == 1e-4
+    assert _wait(lambda: load_run(forks[0]).state == "finished", 90), load_run(forks[0]).status
+
+    at = app("pages/runs.py")
+    key = f"res_{src.name}"
+    at.number_input(key=f"{key}_steps").set_value(60)
+    at.button(key=f"{key}_go").click().run()
+    assert_ok(at)
+    assert _wait(lambda: load_run(src).state == "finished" and load_run(src).step == 60, 90), load_run(src).status
+
+
+def test_data_page_notices_folder_changes(runs, tmp_path):
+    folder = tmp_path / "watched"
+    for i in range(8):
+        png(folder / f"a_{i}.png", size=20, color=(10 * i, 0, 0))
+    at = app("pages/data.py")
+    at.segmented_control(key="data_source").set_value("Image folder").run()
+    at.text_input(key="data_folder").input(str(folder)).run()
+    next(b for b in at.button if b.label == "Scan").click().run()
+    assert {m.label: m.value for m in at.metric}["Usable images"] == "8"
+    assert not any("changed since the scan" in t for t in texts(at, "warning"))
+    png(folder / "new_one.png", size=20)
+    png(folder / "new_two.png", size=20)
+    assert _wait(lambda: any("changed since the scan" in t for t in texts(at.run(), "warning")), 20)
+    at.button(key="rescan").click().run()
+    assert_ok(at)
+    assert {m.label: m.value for m in at.metric}["Usable images"] == "10"

@@ -27,6 +27,11 @@ import numpy as np
 
 METRICS = "metrics.jsonl"
 EVENTS = "events.jsonl"
+# A first read with more new lines than this parses every k-th line (plus the newest TAIL_ROWS
+# in full) so a run with 10^6 logged steps opens in about a second instead of ~15 s. Charts draw
+# ~2000 points anyway; what a stride can hide is a spike that lasted one log interval.
+MAX_ROWS_PER_READ = 100_000
+TAIL_ROWS = 5_000
 
 
 class _Column:
@@ -87,6 +92,8 @@ class _IncrementalJsonl:
         self._ident: tuple[int, int] | None = None
         self.damaged_lines = 0
         self.generation = 0  # bumps whenever the file was replaced and re-read from the top
+        self.stride = 1  # >1 when a huge history was read with a stride (see MAX_ROWS_PER_READ)
+        self.stride_allowed = False  # metrics only: events must all be seen
 
     def _reset(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -118,7 +125,13 @@ class _IncrementalJsonl:
             end = data.rfind(b"\n")
             if end < 0:
                 return 0  # only a torn (still being written) line so far
-            recs, bad = _parse_lines(data[: end + 1].split(b"\n"))
+            lines = data[:end].split(b"\n")
+            if len(lines) > MAX_ROWS_PER_READ and self.stride_allowed:
+                body, tail = lines[:-TAIL_ROWS], lines[-TAIL_ROWS:]
+                k = -(-len(body) // (MAX_ROWS_PER_READ - TAIL_ROWS))
+                lines = body[::k] + tail
+                self.stride = max(self.stride, k)
+            recs, bad = _parse_lines(lines)
             self.damaged_lines += bad
             self._offset += end + 1
             if recs:
@@ -126,6 +139,7 @@ class _IncrementalJsonl:
             return len(recs)
 
     def _reset_all(self) -> None:
+        self.stride = 1
         self._offset = 0
         self._ident = None
         self.damaged_lines = 0
@@ -146,6 +160,7 @@ class MetricsHistory(_IncrementalJsonl):
 
     def __init__(self, path: str | Path):
         super().__init__(path)
+        self.stride_allowed = True
         self._reset()
 
     def _reset(self) -> None:

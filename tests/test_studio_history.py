@@ -142,12 +142,13 @@ def test_reading_a_million_rows_then_one_more(tmp_path):
     t = time.perf_counter()
     h.refresh()
     first = time.perf_counter() - t
+    before = len(h)  # a strided first read keeps about MAX_ROWS_PER_READ rows
     with open(p, "a") as f:
         f.write(line % n)
     t = time.perf_counter()
     assert h.refresh() == 1
     assert time.perf_counter() - t < 0.05
-    assert len(h) == n + 1 and first < 10
+    assert len(h) == before + 1 and h.column("step")[-1] == n and first < 10
 
 
 def test_smooth_is_a_trailing_mean():
@@ -179,3 +180,21 @@ def test_estimate_tiny_config():
     assert 2.2 * e.flops_per_step < e2.flops_per_step < 4.5 * e.flops_per_step  # 2x batch, 2 D steps
     assert e2.sec_source.startswith("rough")
     assert human_bytes(2048) == "2.0 KB" and human_duration(90) == "1 min 30 s"
+
+
+def test_huge_history_first_read_uses_a_stride_but_keeps_the_tail(tmp_path, monkeypatch):
+    import json as _json
+    import core.history as hist
+    monkeypatch.setattr(hist, "MAX_ROWS_PER_READ", 500)
+    monkeypatch.setattr(hist, "TAIL_ROWS", 100)
+    p = tmp_path / "metrics.jsonl"
+    p.write_text("".join(_json.dumps({"step": i, "loss/d": float(i)}) + "\n" for i in range(1, 5001)))
+    h = hist.MetricsHistory(p)
+    h.refresh()
+    assert h.stride > 1 and len(h) <= 500
+    steps = h.column("step")
+    assert list(steps[-100:]) == list(range(4901, 5001))  # the newest rows are all there
+    assert steps[0] == 1
+    with open(p, "a") as f:
+        f.write(_json.dumps({"step": 5001, "loss/d": 1.0}) + "\n")
+    assert h.refresh() == 1 and h.column("step")[-1] == 5001  # later refreshes read every line

@@ -129,7 +129,9 @@ class JobManager:
             tag = uuid.uuid4().hex[:8]
             cfg_file, announce, log = (launch / f"{tag}.json", launch / f"{tag}.run", launch / f"{tag}.log")
             cfg_file.write_text(json.dumps(cfg.to_dict()))
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+            # A short monitor interval: torchrun's agent otherwise takes seconds to notice its workers ended.
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--monitor-interval", "0.5",
+                   "--nproc-per-node", str(nproc),
                    "-m", "core", "train", "--config", str(cfg_file), "--runs-dir", str(self.runs_dir),
                    "--announce", str(announce), "--quiet"]
             env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
@@ -150,6 +152,8 @@ class JobManager:
                     raise RuntimeError(f"the torchrun job created no run folder within {timeout:.0f} s; see {log}")
                 time.sleep(0.2)
             job = Job(run_dir=Path(announce.read_text()), device=device, proc=proc, nproc=nproc)
+            for f in (cfg_file, announce):  # the run folder now holds the config; the log stays for debugging
+                f.unlink(missing_ok=True)
             with self._lock:
                 self._jobs[device] = job
             return job.run_dir

@@ -113,7 +113,8 @@ def fork_popover(info: RunInfo, key: str, fix: dict[str, Any] | None = None, lab
                                           step=max(abs(v) / 10, 1e-5) if v else 0.01)
                 else:
                     new = st.text_input(name, value=str(v), key=k, help=FIELD_HELP[name])
-            if new != getattr(cfg, name):
+            # A finding's fix is passed as is (unless edited here), even where it equals the current value.
+            if new != getattr(cfg, name) or (fix and name in fix and new == fix[name]):
                 changes[name] = new
         name = st.text_input("New run name", value="", key=f"{key}_name", placeholder=f"{info.name[6:]}-fork",
                              help=FIELD_HELP["name"])

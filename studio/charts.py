@@ -39,8 +39,9 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
         ("Gradient norms", take(lambda c: c.startswith("grad/")), {"log": True}),
         ("Learning rates", take(lambda c: c.startswith("lr/")), {}),
         ("Throughput", take(lambda c: c == "perf/img_per_s"), {}),
-        ("Sample quality", take(lambda c: c.startswith("metric/")), {}),
     ]
+    # Sample quality has its own chart (quality_figure); per-level SWD and diag/* stay out of "Other".
+    take(lambda c: c.startswith("metric/") or c.startswith("quality/"))
     take(lambda c: c.startswith("perf/") or c.startswith("mem/") or c in ("step", "time", "epoch"))
     groups.append(("Other", take(lambda c: True), {}))
     return [g for g in groups if g[1]]
@@ -93,3 +94,63 @@ def overlay(series: list[tuple[str, np.ndarray, np.ndarray]], metric: str, smoot
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=2)))
     return _layout(fig, pretty(metric), height, {})
+
+
+# ------------------------------------------------------------------ sample quality
+QUALITY_COLUMNS = ("metric/swd", "metric/fid", "metric/kid")
+QUALITY_LABELS = {"metric/swd": "SWD (no downloaded weights)", "metric/fid": "FID (Inception-v3)",
+                  "metric/kid": "KID (Inception-v3)", "quality/score": "quality score"}
+
+
+def quality_columns(h: MetricsHistory) -> list[str]:
+    """The sample-quality columns worth drawing: each tracked metric, or quality/score alone when a
+    run logged only that (it duplicates the tracked metric otherwise)."""
+    cols = set(h.columns())
+    out = [c for c in QUALITY_COLUMNS if c in cols]
+    if not out and "quality/score" in cols:
+        out = ["quality/score"]
+    return out
+
+
+def best_point(h: MetricsHistory, events: list[dict], column: str) -> tuple[float, float] | None:
+    """(step, value) of the best score: the latest ``metric`` event marked best (the checkpoint kept as
+    checkpoints/best.pt), else the minimum of ``column`` (lower is better)."""
+    metric = column.split("/", 1)[-1]
+    for e in reversed(events):
+        if e.get("type") != "metric" or not e.get("best"):
+            continue
+        if column != "quality/score" and e.get("metric") not in (None, metric):
+            continue
+        step = e.get("best_step", e.get("step"))
+        value = e.get("best_value", e.get("value"))
+        if isinstance(step, (int, float)) and isinstance(value, (int, float)) and np.isfinite(value):
+            return float(step), float(value)
+        break
+    x, y = h.series(column)
+    if y.size == 0:
+        return None
+    i = int(np.argmin(y))
+    return float(x[i]), float(y[i])
+
+
+def quality_figure(h: MetricsHistory, columns: list[str], best: tuple[float, float] | None,
+                   height: int = 280) -> go.Figure:
+    """Sample quality over training (lower is better), the best step marked with a star."""
+    fig = go.Figure()
+    for i, c in enumerate(columns):
+        x, y = h.series(c)
+        xs, ys = downsample(x, y, MAX_POINTS)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=QUALITY_LABELS.get(c, c),
+                                 line=dict(color=PALETTE[(i + 2) % len(PALETTE)], width=2), marker=dict(size=6)))
+    if best is not None:
+        fig.add_trace(go.Scatter(x=np.array([best[0]]), y=np.array([best[1]]), mode="markers",
+                                 name=f"best (step {int(best[0]):,})",
+                                 hovertemplate="best: %{y:.4g} at step %{x:,}<extra></extra>",
+                                 marker=dict(symbol="star", size=16, color="#f59e0b",
+                                             line=dict(color="#92400e", width=1))))
+    title = "Sample quality (lower is better)"
+    fig = _layout(fig, title, height, {})
+    # Legend under the plot: the metric names are long and would cover the title.
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
+                      margin=dict(l=10, r=10, t=40, b=40))
+    return fig

@@ -23,7 +23,9 @@ def _card(live: bool = True) -> None:
             st.markdown(f"**Training now** · {state.state_label(info.state if info.status else job.state)}")
         else:  # a still picture would go stale: the Monitor page shows the live numbers
             st.markdown("**Training now**")
-        st.caption(state.esc(info.name))
+        n = getattr(job, "nproc", 1) or 1
+        st.caption(state.esc(info.name) + (f" · torchrun, {n} processes" if getattr(job, "proc", None) is not None
+                                           else ""))
         if live:
             total = max(1, info.total_steps)
             st.progress(min(1.0, info.step / total), text=f"step {info.step:,} / {info.total_steps:,}")

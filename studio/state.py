@@ -259,6 +259,14 @@ def dataset_label(cfg: dict[str, Any] | None, meta: dict[str, Any] | None = None
     return Path(data).name if ("/" in data or os.sep in data) else data
 
 
+def ddp_label(meta: dict[str, Any] | None) -> str | None:
+    """"DDP ×2 (gloo)" for a run trained by several torchrun processes (config.json's ``distributed``)."""
+    d = (meta or {}).get("distributed")
+    if not isinstance(d, dict) or not isinstance(d.get("world_size"), int) or d["world_size"] < 2:
+        return None
+    return f"DDP ×{d['world_size']}" + (f" ({d['backend']})" if d.get("backend") else "")
+
+
 def inject_css() -> None:
     """Small visual touches: tighter tiles, consistent image corners."""
     css = (ROOT / "assets" / "studio.css")

@@ -327,3 +327,190 @@ def test_data_page_notices_folder_changes(runs, tmp_path):
     at.button(key="rescan").click().run()
     assert_ok(at)
     assert {m.label: m.value for m in at.metric}["Usable images"] == "10"
+
+
+# ------------------------------------------------------------------ sample quality, findings, evaluate, DDP
+def _chart_specs(at: AppTest) -> list[str]:
+    return [str(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_monitor_sample_quality_chart_marks_the_best_step(runs):
+    p = make_run(runs, "00000-scored", rows=20)
+    with open(p / "metrics.jsonl", "a") as f:
+        for step, v in ((100, 40.0), (200, 25.0), (300, 31.0)):
+            f.write(json.dumps({"step": step, "loss/d": 0.9, "metric/swd": v, "metric/swd_16px": v,
+                                "quality/score": v, "perf/eval_s": 0.5}) + "\n")
+    _append(p / "events.jsonl", json.dumps({"type": "metric", "time": time.time(), "step": 200, "metric": "swd",
+                                            "value": 25.0, "best": True, "best_value": 25.0, "best_step": 200})
+            + "\n")
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    specs = _chart_specs(at)
+    quality = [s for s in specs if "Sample quality" in s]
+    assert len(quality) == 1, specs
+    assert "SWD (no downloaded weights)" in quality[0] and "best (step 200)" in quality[0]
+    assert "FID" not in quality[0]
+    assert not any("metric/swd_16px" in s or "Other" in s for s in specs)  # no duplicate generic chart
+    assert any("Best SWD" in t and "step 200" in t for t in texts(at, "caption"))
+
+    make_run(runs, "00001-unscored", rows=20)  # newest: shown by default; no quality rows yet
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    assert not any("Sample quality" in s for s in _chart_specs(at))
+    assert any("scored every 1,000 steps" in t for t in texts(at, "caption"))
+
+
+def _finding(step: int, kind: str, severity: str, status: str, **extra) -> str:
+    return json.dumps({"type": "finding", "time": time.time() + step / 1000, "step": step, "kind": kind,
+                       "severity": severity, "status": status, "evidence": {"d/real": 0.99},
+                       "explanation": f"{kind} explained.", "suggestion": "Lower lr_d.", **extra}) + "\n"
+
+
+def test_monitor_escalated_finding_and_fork_with_its_fix(runs, monkeypatch):
+    from core.jobs import JobManager
+
+    p = make_run(runs, "00000-diag")
+    fix = {"lr_d": 5e-5, "instance_noise": 0.1, "n_critic": 2}
+    _append(p / "events.jsonl", _finding(40, "d_dominance", "warning", "started", fix=fix)
+            + _finding(60, "d_dominance", "critical", "escalated", since=40, fix=fix)
+            + _finding(30, "vanishing_gradients", "warning", "started", fix={"lr_g": 1e-4})
+            + _finding(70, "vanishing_gradients", "warning", "cleared", since=30, fix={}))
+    calls = []
+
+    def fake_fork(self, run_dir, changes):  # noqa: ANN001
+        calls.append((Path(run_dir), dict(changes)))
+        return Path(run_dir)
+
+    monkeypatch.setattr(JobManager, "fork", fake_fork)
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    errors = texts(at, "error")
+    assert any("D dominance" in e and "escalated to critical at step 60" in e and "since step 40" in e
+               for e in errors), errors
+    assert "critical finding" in " ".join(texts(at, "markdown"))
+    assert not any("Vanishing gradients" in e for e in errors + texts(at, "warning"))  # cleared: resolved
+    assert any("resolved" in t and "vanishing gradients" in t and "cleared at step 70" in t
+               for t in texts(at, "markdown"))
+    at.button(key="fix_d_dominance_go").click().run()
+    assert_ok(at)
+    assert len(calls) == 1 and calls[0][0] == p
+    assert {k: calls[0][1][k] for k in fix} == fix, calls
+
+
+def _set_tiny_ddp(at: AppTest, steps: int = 6) -> None:
+    at.selectbox(key="cfg_resolution").set_value(16)
+    for k, v in dict(g_width=8, d_width=8, latent_dim=16, batch_size=4, steps=steps, threads=1).items():
+        at.number_input(key=f"cfg_{k}").set_value(v)
+    at.selectbox(key="cfg_device").set_value("cpu")
+    at.run()
+    at.number_input(key="train_cpu_procs").set_value(2).run()
+
+
+def _eval_table(at: AppTest) -> list[str]:
+    return [m for df in at.dataframe if "feature network" in df.value.columns for m in df.value["metric"]]
+
+
+def test_train_with_two_cpu_processes_then_evaluate(runs):
+    """Advanced: CPU processes = 2 starts a torchrun (gloo DDP) job; Monitor and Runs show it; Evaluate scores it."""
+    from core.metrics import FeatureNetUnavailable, find_inception_weights
+    from studio import state
+
+    at = app("pages/train.py")
+    _set_tiny_ddp(at)
+    assert_ok(at)
+    assert any("torchrun" in t and "4 × 2 = 8" in t for t in texts(at, "caption"))
+    assert "torchrun --standalone --nproc-per-node 2" in at.code[0].value
+    at.button(key="start").click().run()
+    assert_ok(at)
+    assert at.title[0].value == "Monitor"
+    run = next(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
+    job = state.job_manager().job_for(run)
+    assert job is not None and job.proc is not None and job.nproc == 2
+    assert _wait(lambda: not job.alive, 120), load_run(run).status
+    assert load_run(run).state == "finished" and load_run(run).step == 6
+    at = app("pages/monitor.py")  # a fresh session: the old tree's run labels ("running") are stale now
+    assert_ok(at)
+    assert at.selectbox(key="monitor_run").value == str(run)
+    md = " ".join(texts(at, "markdown"))
+    assert "Finished" in md and "DDP ×2 (gloo)" in md
+
+    at = app("pages/runs.py")
+    assert_ok(at)
+    assert "Finished" in " ".join(texts(at, "markdown"))
+    key = f"eval_{run.name}"
+    assert at.number_input(key=f"{key}_n").value == 512
+    at.number_input(key=f"{key}_n").set_value(64)
+    try:
+        weights = find_inception_weights() is not None
+    except FeatureNetUnavailable:
+        weights = False
+    at.multiselect(key=f"{key}_metrics").set_value(["swd"] if weights else ["swd", "fid"])
+    at.button(key=f"{key}_go").click().run()
+    assert_ok(at)
+    assert any("SWD (no downloaded weights)" in t and "step 6" in t for t in texts(at, "success")), texts(at, "success")
+    if not weights:
+        assert any("FID not computed" in t and "Inception" in t for t in texts(at, "warning")), texts(at, "warning")
+    rows = [json.loads(ln) for ln in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert [r["metric"] for r in rows] == ["swd"] and rows[0]["n"] == 64 and rows[0]["step"] == 6
+    assert _eval_table(at) == ["SWD (no downloaded weights)"]
+    at = app("pages/runs.py")  # a fresh session still shows the recorded table
+    assert _eval_table(at) == ["SWD (no downloaded weights)"]
+
+
+def test_torchrun_job_shows_live_and_stops(runs):
+    """A torchrun job is the active job like a thread job: sidebar card, Monitor, Stop via control.json."""
+    from studio import state
+
+    jm = state.job_manager()
+    cfg = TrainConfig(**{**TINY, "batch_size": 4, "steps": 100_000, "threads": 1, "device": "cpu",
+                         "log_every": 2, "checkpoint_every": 100_000})
+    run = jm.start_torchrun(cfg, 2)
+    job = jm.active()
+    assert job is not None and job.run_dir == Path(run) and job.nproc == 2 and job.proc is not None
+    at3 = app()
+    assert any("Training now" in t for t in texts(at3, "markdown"))
+    assert any("torchrun, 2 processes" in t for t in texts(at3, "caption"))
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    assert at.selectbox(key="monitor_run").value == str(run)
+    assert _wait(lambda: load_run(run).state == "running" and load_run(run).step > 0, 60), load_run(run).status
+    at.run()
+    at.button(key="ctl_stop").click().run()
+    assert_ok(at)
+    assert json.loads((Path(run) / "control.json").read_text())["state"] == "stopped"
+    assert _wait(lambda: not job.alive, 60)
+    assert load_run(run).state == "stopped", load_run(run).status
+    assert jm.active() is None
+
+
+def test_train_page_gpus_to_use_launches_torchrun(runs, monkeypatch):
+    """With GPUs (simulated: 2), "GPUs to use" > 1 makes Start call JobManager.start_torchrun(cfg, n)."""
+    import torch
+
+    from core.jobs import JobManager
+
+    at = app("pages/train.py")
+    assert_ok(at)
+    assert not [w for w in at.number_input if w.key == "train_gpus"]  # no GPU here: hidden
+    assert at.number_input(key="train_cpu_procs").value == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    calls = []
+
+    def fake_torchrun(self, cfg, nproc, timeout=600.0):  # noqa: ANN001
+        calls.append((cfg, nproc))
+        return make_run(runs, "00000-ddp", state="running")
+
+    monkeypatch.setattr(JobManager, "start_torchrun", fake_torchrun)
+    monkeypatch.setattr(JobManager, "start", lambda *a, **k: pytest.fail("a thread job was started"))
+    at = app("pages/train.py")
+    assert_ok(at)
+    assert not [w for w in at.number_input if w.key == "train_cpu_procs"]  # the run goes to CUDA
+    gpus = at.number_input(key="train_gpus")
+    assert gpus.value == 1 and gpus.max == 2 and "global batch" in gpus.help
+    gpus.set_value(2).run()
+    assert any("global batch 64 × 2 = 128" in t for t in texts(at, "caption")), texts(at, "caption")
+    at.button(key="start").click().run()
+    assert_ok(at)
+    assert len(calls) == 1 and calls[0][1] == 2 and calls[0][0].batch_size == 64
+    assert at.title[0].value == "Monitor"

@@ -77,7 +77,7 @@ def header(run_dir: str, was_active: bool) -> None:
             badge += f" :red-badge[:material/report: {len(crit)} critical finding{'s' if len(crit) > 1 else ''}]"
         desc = " · ".join(str(x) for x in (cfg.get("arch"), cfg.get("loss"), state.dataset_label(cfg, info.meta),
                                             f"{cfg.get('resolution')}px" if cfg.get("resolution") else None,
-                                            st_.get("device")) if x)
+                                            st_.get("device"), state.ddp_label(info.meta)) if x)
         st.markdown(f"{badge}  {state.esc(desc)}")
     with t2:
         controls(info, active)
@@ -165,12 +165,34 @@ def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
         return
     smoothing = max(5, len(h) // 40) if st.session_state.get(K_SMOOTH) else 0
     groups = charts.chart_groups(h.columns(), loss)
-    for i in range(0, len(groups), 2):
+    draws = [(f"chart_{title}", lambda t=title, n=names, o=opts: charts.figure(h, t, n, o, smoothing=smoothing))
+             for title, names, opts in groups]
+    qcols = charts.quality_columns(h)
+    best = charts.best_point(h, state.histories().events(info.path).events(("metric",)), qcols[0]) if qcols else None
+    if qcols:
+        draws.insert(0, ("chart_quality", lambda: charts.quality_figure(h, qcols, best)))
+    for i in range(0, len(draws), 2):
         cols = st.columns(2)
-        for col, (title, names, opts) in zip(cols, groups[i:i + 2]):
+        for col, (key, make) in zip(cols, draws[i:i + 2]):
             with col:
-                st.plotly_chart(charts.figure(h, title, names, opts, smoothing=smoothing), width="stretch",
-                                key=f"chart_{title}", config={"displaylogo": False})
+                st.plotly_chart(make(), width="stretch", key=key, config={"displaylogo": False})
+    if qcols:
+        note = (f":material/star: Best {charts.QUALITY_LABELS.get(qcols[0], qcols[0])}: "
+                f"{state.fmt_num(best[1])} at step {int(best[0]):,}" if best else "")
+        if (info.path / "checkpoints" / "best.pt").exists():
+            note += " — its weights are kept as `checkpoints/best.pt`."
+        if "metric/swd" in qcols:
+            note += (" SWD is a sliced Wasserstein distance between image patches (Laplacian pyramid): it needs no "
+                     "downloaded network, so it is not comparable with published FID numbers.")
+        st.caption(note)
+    else:
+        every = info.config.get("eval_every", 1000)
+        if isinstance(every, int) and every > 0:
+            st.caption(f":material/insights: Sample quality (SWD, no downloaded weights) is scored every "
+                       f"{every:,} steps; the chart appears after the first score.")
+        else:
+            st.caption(":material/insights: Sample-quality scoring is off for this run (`eval_every` = 0); "
+                       "evaluate a checkpoint on the Runs page instead.")
     last_step = h.last("step")
     st.caption(f"{len(h):,} metric rows · last logged step {int(last_step):,}" if last_step is not None else "")
 
@@ -206,7 +228,18 @@ def samples(info: RunInfo) -> None:
                        missing="No reals.png in this run folder.")
 
 
+def _since(f: dict) -> int | None:
+    v = f.get("since", f.get("step"))
+    return v if isinstance(v, int) else None
+
+
+def _fix_text(fix: dict) -> str:
+    return ", ".join(f"`{k}` = {state.fmt_num(v) if isinstance(v, float) else v}" for k, v in fix.items())
+
+
 def diagnostics(info: RunInfo) -> None:
+    """The latest record per finding kind wins: ``started`` and ``escalated`` are current problems,
+    ``cleared`` ones are listed as resolved."""
     ev = state.histories().events(info.path)
     findings = ev.findings()
     active = [f for f in findings if f.get("status", "started") != "cleared"]
@@ -216,12 +249,20 @@ def diagnostics(info: RunInfo) -> None:
                    "that wins too easily, or collapsing samples) it is explained here with a suggested fix.",
                    icon=":material/verified:")
         return
-    for i, f in enumerate(active):
+    if not active:
+        st.success("No current problems: everything reported earlier has cleared.", icon=":material/verified:")
+    running = info.state in ACTIVE_STATES
+    for f in active:
+        kind_name = str(f.get("kind", "finding"))
         kind, icon = SEVERITY.get(f.get("severity", "info"), SEVERITY["info"])
-        title = str(f.get("kind", "finding")).replace("_", " ").replace("-", " ").capitalize()
+        title = kind_name.replace("_", " ").replace("-", " ").capitalize()
+        since = _since(f)
         with st.container(border=True):
-            body = f"**{state.esc(title)}** (since step {f.get('step', '?'):,})" if isinstance(
-                f.get("step"), int) else f"**{state.esc(title)}**"
+            body = f"**{state.esc(title)}**" + (f" (since step {since:,})" if since is not None else "")
+            if f.get("status") == "escalated":
+                at = f.get("step")
+                body += f" · :red-badge[:material/trending_up: escalated to {state.esc(f.get('severity', '?'))}" + (
+                    f" at step {at:,}]" if isinstance(at, int) else "]")
             if f.get("explanation"):
                 body += f"  \n{f['explanation']}"
             getattr(st, kind)(body, icon=icon)
@@ -232,15 +273,26 @@ def diagnostics(info: RunInfo) -> None:
                 st.caption(" · ".join(f"{k}: {state.fmt_num(v) if isinstance(v, (int, float)) else v}"
                                       for k, v in evid.items()))
             fix = f.get("fix")
-            if isinstance(fix, dict) and fix and info.config and info.state not in ACTIVE_STATES:
-                actions.fork_popover(info, key=f"fix_{i}", fix=fix, label="Fork with this fix", on_monitor=True)
+            if isinstance(fix, dict) and fix and info.config and not running:
+                st.caption("Suggested change: " + _fix_text(fix))
+                actions.fork_popover(info, key=f"fix_{kind_name}", fix=fix, label="Fork with this fix",
+                                     on_monitor=True)
             elif isinstance(fix, dict) and fix:
-                st.caption("Suggested change: " + ", ".join(f"`{k}` = {v}" for k, v in fix.items())
-                           + " — stop the run, then fork it with this fix.")
+                st.caption("Suggested change: " + _fix_text(fix) + " — stop the run, then fork it with this fix.")
     if cleared:
-        with st.expander(f"Resolved ({len(cleared)})"):
+        with st.expander(f"Resolved ({len(cleared)})", icon=":material/check_circle:"):
             for f in cleared:
-                st.markdown(f"- **{state.esc(f.get('kind'))}** cleared at step {f.get('step', '?')}")
+                since, at = _since(f), f.get("step")
+                st.markdown(f"- :green-badge[resolved] **{state.esc(str(f.get('kind', 'finding')).replace('_', ' '))}**"
+                            + (f" — reported at step {since:,}" if since is not None else "")
+                            + (f", cleared at step {at:,}" if isinstance(at, int) else ""))
+
+
+def _metric_text(e: dict) -> str:
+    if e.get("type") != "metric" or not isinstance(e.get("value"), (int, float)):
+        return ""
+    name = "SWD (no downloaded weights)" if e.get("metric") == "swd" else str(e.get("metric", "")).upper()
+    return f"{name} = {state.fmt_num(e['value'])}" + (" — new best, kept as checkpoints/best.pt" if e.get("best") else "")
 
 
 def event_log(run_dir: str) -> None:
@@ -253,7 +305,7 @@ def event_log(run_dir: str) -> None:
         t = e.get("time")
         rows.append({"time": time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "",
                      "step": e.get("step"), "type": e.get("type"),
-                     "message": e.get("message") or e.get("explanation") or e.get("state") or ""})
+                     "message": e.get("message") or e.get("explanation") or _metric_text(e) or e.get("state") or ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320,
                  column_config={"message": st.column_config.TextColumn(width="large")})
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from core.history import checkpoint_problems, metrics_problems  # noqa: E402
@@ -14,6 +15,110 @@ from studio import actions, charts, state  # noqa: E402
 
 PAGE_SIZE = 25
 LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))
+EVAL_DEFAULT_N = 512
+EVAL_OPTIONS = {  # metric -> label in the Evaluate popover
+    "swd": "SWD — sliced Wasserstein distance (no downloaded weights)",
+    "fid": "FID (needs the Inception-v3 weights)",
+    "kid": "KID (needs the Inception-v3 weights)",
+    "is": "Inception Score (needs the Inception-v3 weights)",
+    "pr": "Precision / recall (needs the Inception-v3 weights)",
+}
+EVAL_NAMES = {"swd": "SWD (no downloaded weights)", "fid": "FID", "kid": "KID", "is": "Inception Score",
+              "precision": "Precision", "recall": "Recall", "pr": "Precision / recall"}
+K_EVAL = "runs_eval_result"  # {run path: last evaluate() result} for this browser tab
+
+
+def _checkpoints(info: RunInfo) -> list[Path]:
+    try:
+        return sorted(p for p in (info.path / "checkpoints").iterdir() if p.suffix == ".pt")
+    except OSError:
+        return []
+
+
+def evaluate_popover(info: RunInfo, key: str) -> None:
+    """Score a checkpoint: core.metrics.evaluate, then core.metrics.record into evaluations.jsonl."""
+    ckpts = _checkpoints(info)
+    if not ckpts or not info.config:
+        st.button("Evaluate", key=f"{key}_dis", icon=":material/analytics:", width="stretch", disabled=True,
+                  help="Needs a checkpoint (and config.json) to generate images from.")
+        return
+    with st.popover("Evaluate", icon=":material/analytics:", width="stretch",
+                    help="Score the generator's sample quality: N generated images against N real ones."):
+        metrics = st.multiselect("Metrics", list(EVAL_OPTIONS), default=["swd"], key=f"{key}_metrics",
+                                 format_func=EVAL_OPTIONS.get,
+                                 help="SWD needs no downloaded network and always works. FID, KID, Inception Score "
+                                      "and precision/recall need the standard Inception-v3 weights (never "
+                                      "downloaded here); without them they are skipped and the reason is shown.")
+        n = st.number_input("Images", min_value=16, max_value=50_000, value=EVAL_DEFAULT_N, step=256,
+                            key=f"{key}_n", help="Generated images (and as many real ones). More is steadier but "
+                                                 "slower; papers use 50,000 for FID.")
+        has_best = (info.path / "checkpoints" / "best.pt").exists()
+        which = st.selectbox("Checkpoint", ["latest", "best"] if has_best else ["latest"], key=f"{key}_ckpt",
+                             help="latest: the newest valid checkpoint. best: checkpoints/best.pt, kept by the "
+                                  "quality score during training.")
+        import torch
+
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        device = st.selectbox("Device", devices, key=f"{key}_device",
+                              help="Where to run the generator and the metric. A GPU is much faster for FID/KID.")
+        job = state.active_job()
+        same_device = job is not None and str(job.device).split(":")[0] == device
+        refuse = same_device and device != "cpu"
+        if refuse:
+            st.warning(f"{device} is training {state.esc(Path(job.run_dir).name)}: evaluate on the CPU, or wait "
+                       "until it finishes (both would compete for GPU memory).", icon=":material/block:")
+        elif same_device:
+            st.warning("A run is training on this machine: evaluating on the CPU now slows that training down "
+                       "while it runs.", icon=":material/speed:")
+        if st.button("Run evaluation", type="primary", key=f"{key}_go", width="stretch",
+                     disabled=refuse or not metrics, help="Generate the images, score them, and add the result "
+                                                          "to this run's evaluations.jsonl."):
+            from core.metrics import evaluate, record
+
+            ck = str(info.path / "checkpoints" / "best.pt") if which == "best" else None
+            try:
+                with st.spinner(f"Evaluating {int(n):,} generated vs {int(n):,} real images on {device}…"):
+                    res = evaluate(info.path, n=int(n), metrics=",".join(metrics), device=device, checkpoint=ck)
+                    record(info.path, res)
+            except Exception as e:  # noqa: BLE001 - CheckpointError, DataError, ValueError, OOM: say it, no traceback
+                state.show_error(e, prefix="Evaluation failed: ")
+                return
+            st.session_state.setdefault(K_EVAL, {})[str(info.path)] = res
+            st.toast("Evaluation recorded", icon=":material/check:")
+
+
+def evaluation_panel(info: RunInfo) -> None:
+    """The last evaluation's outcome (incl. metrics that could not be computed) and the run's table."""
+    res = st.session_state.get(K_EVAL, {}).get(str(info.path))
+    if res:
+        got = " · ".join(f"{EVAL_NAMES.get(r['metric'], r['metric'])} **{state.fmt_num(r['value'])}**"
+                         + (f" ± {state.fmt_num(r['std'])}" if isinstance(r.get("std"), (int, float)) else "")
+                         for r in res.get("results", []))
+        step = res.get("step")
+        secs = sum(v for v in (res.get("seconds") or {}).values() if isinstance(v, (int, float)))
+        if got:
+            st.success(f"Evaluated step {step:,} on {res.get('n', 0):,} images in {secs:.1f} s: {got}"
+                       if isinstance(step, int) else f"Evaluated: {got}", icon=":material/analytics:")
+        for m, why in (res.get("unavailable") or {}).items():
+            st.warning(f"**{EVAL_NAMES.get(m, m)} not computed.** " + state.esc(why).replace("\n", "  \n"),
+                       icon=":material/cloud_off:")
+    if not (info.path / "evaluations.jsonl").exists():
+        return
+    from core.metrics import read_evaluations
+
+    rows = read_evaluations(info.path)
+    if not rows:
+        return
+    table = pd.DataFrame([{
+        "when": state.fmt_ago(r.get("time")), "step": r.get("step"),
+        "metric": EVAL_NAMES.get(str(r.get("metric")), r.get("metric")), "value": r.get("value"),
+        "± std": r.get("std"), "images": r.get("n"), "feature network": r.get("feature_net"),
+        "checkpoint": r.get("checkpoint")} for r in reversed(rows)])
+    with st.expander(f"Evaluations ({len(rows)})", icon=":material/analytics:", expanded=bool(res)):
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"value": st.column_config.NumberColumn(format="%.4g", help="Lower is better "
+                                    "for SWD, FID and KID; higher for Inception Score, precision and recall."),
+                                    "± std": st.column_config.NumberColumn(format="%.3g")})
 
 
 def run_card(info: RunInfo, idx: str) -> None:
@@ -36,6 +141,7 @@ def run_card(info: RunInfo, idx: str) -> None:
             if cfg:
                 bits = [cfg.get("arch"), cfg.get("loss"), state.dataset_label(cfg, info.meta),
                         f"{cfg.get('resolution')}px" if cfg.get("resolution") else None]
+                bits.append(state.ddp_label(info.meta))
                 fork = info.meta.get("forked_from")
                 if isinstance(fork, dict) and fork.get("run"):
                     bits.append(f"forked from {fork['run']}")
@@ -71,6 +177,10 @@ def run_card(info: RunInfo, idx: str) -> None:
                               disabled=True, help="Stop the run first." if active else "No config.json: cannot fork.")
             with a4:
                 actions.delete_popover(info, key=f"del_{idx}")
+            a5, _ = st.columns(2)
+            with a5:
+                evaluate_popover(info, key=f"eval_{idx}")
+        evaluation_panel(info)
         problems = list(info.problems) + checkpoint_problems(info.path) + metrics_problems(
             h, info.name, active=info.state in ACTIVE_STATES)
         for p in problems:

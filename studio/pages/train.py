@@ -21,6 +21,10 @@ K_CFG = "gs_cfg"              # persisted field values (survive page switches)
 K_PRESET = "gs_preset"
 K_APPLIED = "gs_cfg_applied"  # (dataset, resolution) last copied from the Data page
 W = "cfg_"                    # widget key prefix
+K_GPUS = "train_gpus"         # widget: GPUs to use (torchrun processes on CUDA)
+K_CPU_PROCS = "train_cpu_procs"  # widget: CPU processes (torchrun, gloo)
+P_GPUS, P_CPU_PROCS = "gs_gpus", "gs_cpu_procs"  # their persisted values (widget state is dropped off-page)
+MAX_CPU_PROCS = 16
 GROUPS = [("data", "Data", ":material/photo_library:"), ("model", "Model", ":material/hub:"),
           ("optim", "Optimisation", ":material/tune:"), ("tricks", "Stabilisation tricks", ":material/balance:"),
           ("schedule", "Schedule", ":material/schedule:"), ("device", "Device & precision", ":material/memory:")]
@@ -172,7 +176,74 @@ def config_form(bad: str | None) -> dict[str, Any]:
                 for col, name in zip(cols, names[i:i + ncols]):
                     with col:
                         values[name] = field_widget(name, values, bad)
+            if group == "device":
+                cpu_processes_widget(values.get("device", "auto"))
     return values
+
+
+# ------------------------------------------------------------------ several processes (torchrun, DDP)
+def resolved_device(choice: str) -> str | None:
+    from core.train.device import pick_device
+
+    try:
+        return str(pick_device(choice))
+    except (ConfigError, RuntimeError, ValueError):
+        return None
+
+
+def gpu_count() -> int:
+    import torch
+
+    try:
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - a broken driver counts as no GPU
+        return 0
+
+
+def _persisted_widget(key: str, persist: str, default: int, hi: int) -> None:
+    ss = st.session_state
+    if key not in ss:
+        ss[key] = min(hi, max(1, int(ss.get(persist, default))))
+
+
+def cpu_processes_widget(device_choice: str) -> None:
+    """Inside the device expander: several gloo processes on a CPU (to try DDP without GPUs)."""
+    if resolved_device(device_choice) != "cpu":
+        return
+    _persisted_widget(K_CPU_PROCS, P_CPU_PROCS, 1, MAX_CPU_PROCS)
+    n = st.number_input(
+        "Advanced: CPU processes (DDP, gloo)", min_value=1, max_value=MAX_CPU_PROCS, step=1, key=K_CPU_PROCS,
+        help="1 trains in this server, in a background thread. More than 1 launches `torchrun --nproc-per-node N` "
+             "as a separate process group: PyTorch DDP over the gloo backend, each process training on its own "
+             "shard of the data. Batch size is per process, so the global batch is batch size × N. Useful to try "
+             "multi-process training on a CPU; on a small CPU it is not faster. Pause and Stop work the same "
+             "(through the run folder's control.json).")
+    st.session_state[P_CPU_PROCS] = int(n)
+
+
+def gpus_widget(device: str | None, device_choice: str, batch_size: int) -> int:
+    """"GPUs to use" when CUDA is there and the run goes to it (not to one named GPU); returns the count."""
+    count = gpu_count()
+    if count < 1 or device is None or not device.startswith("cuda"):
+        return 1
+    if device_choice.startswith("cuda:"):
+        st.caption(f"Training on `{device_choice}` only. Choose device `cuda` or `auto` to use several GPUs.")
+        return 1
+    _persisted_widget(K_GPUS, P_GPUS, 1, count)
+    n = st.number_input(
+        "GPUs to use", min_value=1, max_value=count, step=1, key=K_GPUS, disabled=count == 1,
+        help=f"This machine has {count} GPU{'s' if count > 1 else ''}. 1 trains in this server, in a background "
+             "thread. More than 1 launches `torchrun --nproc-per-node N`: one process per GPU with PyTorch DDP "
+             "(nccl). Batch size is per GPU, so the global batch is batch size × GPUs "
+             f"(now {batch_size} × N). Pause and Stop work the same (through the run folder's control.json).")
+    st.session_state[P_GPUS] = int(n)
+    return int(n)
+
+
+def chosen_processes(device: str | None) -> int:
+    if device == "cpu":
+        return int(st.session_state.get(P_CPU_PROCS, 1))
+    return 1
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -226,9 +297,10 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
                    "minutes instead of hours.")
 
 
-def cli_command(cfg: TrainConfig, preset_name: str) -> str:
+def cli_command(cfg: TrainConfig, preset_name: str, nproc: int = 1) -> str:
     base = preset_values(preset_name)
-    parts = ["python", "-m", "core", "train"]
+    parts = ["python", "-m", "core", "train"] if nproc <= 1 else [
+        "torchrun", "--standalone", "--nproc-per-node", str(nproc), "-m", "core", "train"]
     if preset_name != "default":
         parts += ["--preset", preset_name]
     for k, v in cfg.to_dict().items():
@@ -237,31 +309,37 @@ def cli_command(cfg: TrainConfig, preset_name: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def start(cfg: TrainConfig) -> None:
+def start(cfg: TrainConfig, nproc: int = 1) -> None:
+    """One process: a thread of this server (JobManager.start). Several: a torchrun DDP subprocess
+    (JobManager.start_torchrun) whose run folder the Monitor shows like any other."""
     from core.data import DataError
     from core.jobs import JobBusy
 
-    bar = st.progress(0.0, text="Loading data…")
+    bar = st.progress(0.0, text="Loading data…") if nproc <= 1 else None
 
     def progress(done: int, total: int) -> None:
         bar.progress(min(1.0, done / total) if total else 1.0, text=f"Loading data… {done:,} / {total:,}")
 
     try:
-        run_dir = state.job_manager().start(cfg, progress=progress)
+        if nproc > 1:
+            with st.spinner(f"Starting {nproc} training processes with torchrun (DDP)…"):
+                run_dir = state.job_manager().start_torchrun(cfg, nproc)
+        else:
+            run_dir = state.job_manager().start(cfg, progress=progress)
     except JobBusy as e:
-        bar.empty()
         st.warning(f"Not started: {e}", icon=":material/block:")
         return
     except ConfigError as e:
-        bar.empty()
         state.show_error(f"{label(e.field)} (`{e.field}`): {str(e).split(': ', 1)[-1]}")
         return
     except (DataError, OSError, ValueError, RuntimeError) as e:
-        bar.empty()
         state.show_error(e, prefix="Could not start: ")
         return
-    bar.empty()
-    state.flash(f"Started **{state.esc(Path(run_dir).name)}**. Training continues in the background even if "
+    finally:
+        if bar is not None:
+            bar.empty()
+    how = f" with {nproc} torchrun processes (DDP)" if nproc > 1 else ""
+    state.flash(f"Started **{state.esc(Path(run_dir).name)}**{how}. Training continues in the background even if "
                 "you close the browser.", "success")
     state.go("monitor", run=run_dir)
 
@@ -318,19 +396,28 @@ def main() -> None:
             state.show_error(f"**{label(error.field)}** (`{error.field}`): {str(error).split(': ', 1)[-1]}")
         if job is not None:
             with st.container(border=True):
-                st.markdown(f"**Training now:** {state.esc(Path(job.run_dir).name)} on `{job.device}`")
+                procs = f" · {job.nproc} torchrun processes" if getattr(job, "proc", None) is not None else ""
+                st.markdown(f"**Training now:** {state.esc(Path(job.run_dir).name)} on `{job.device}`{procs}")
                 if busy_here:
                     st.caption("One run per device at a time: stop it (or let it finish) to start another here.")
                 if st.button("Open in Monitor", icon=":material/monitoring:", width="stretch"):
                     state.go("monitor", run=job.run_dir)
+        nproc = chosen_processes(device)
+        gpus = gpus_widget(device, str(values.get("device", "auto")), int(values.get("batch_size") or 0))
+        if device is not None and device.startswith("cuda"):
+            nproc = gpus
+        if nproc > 1 and cfg is not None:
+            st.caption(f":material/lan: {nproc} processes with torchrun (DDP): global batch "
+                       f"{cfg.batch_size} × {nproc} = {cfg.batch_size * nproc:,} images per step.")
         clicked = st.button("Start training", type="primary", icon=":material/play_arrow:", width="stretch",
                             disabled=cfg is None or busy_here, key="start",
-                            help="Validate the settings, load the data and start training in the background.")
+                            help="Validate the settings, load the data and start training in the background"
+                                 + (f" as {nproc} torchrun processes." if nproc > 1 else "."))
         if clicked and cfg is not None and not busy_here:
-            start(cfg)
+            start(cfg, nproc)
         if cfg is not None:
             with st.expander("Same run from the command line", icon=":material/terminal:"):
-                st.code(cli_command(cfg, preset_name), language="bash", wrap_lines=True)
+                st.code(cli_command(cfg, preset_name, nproc), language="bash", wrap_lines=True)
     if new_bad != bad_field:
         st.rerun()  # redraw so the offending field is highlighted (and un-highlighted once fixed)
 

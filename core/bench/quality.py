@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 
@@ -19,10 +18,11 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
     from ..train.setup import create_run
     cfg = TrainConfig(**{**PRESETS[preset], "data": data, "resolution": resolution, "minutes": minutes,
                          "steps": 10**7, "seed": seed, "name": f"bench-quality-{preset}", **(overrides or {})})
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     trainer = create_run(cfg, runs_dir)
     final = trainer.run()
     wall = time.time() - t0
+    cores_used = (time.process_time() - cpu0) / max(wall, 1e-9)  # < threads means the CPU was contended
     info = load_run(trainer.store.path)
     rows = info.metrics()
     last = rows[-1] if rows else {}
@@ -47,7 +47,7 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
         f"{trainer.threads or 'n/a'} CPU thread(s)" if trainer.device.type == "cpu" else str(trainer.device),
         "device": str(trainer.device), "preset": preset, "data": data, "resolution": resolution, "minutes": minutes,
-        "state": final, "steps": info.step, "wall_s": round(wall, 1), "img_per_s_last": last.get("perf/img_per_s"),
+        "state": final, "steps": info.step, "wall_s": round(wall, 1), "cores_used": round(cores_used, 2), "img_per_s_last": last.get("perf/img_per_s"),
         "loss_d_last": last.get("loss/d"), "loss_g_last": last.get("loss/g"), "quality": quality,
         "findings": [f"{f.get('kind')} ({f.get('severity')}) at step {f.get('step')}" for f in findings],
         "run_dir": str(trainer.store.path), "grid": str(grid),
@@ -63,7 +63,8 @@ def _append_doc(doc: Path, r: dict, grid: Path, reals: Path) -> None:
     q = ", ".join(f"{k} = {v:.4g}" for k, v in r["quality"].items() if isinstance(v, (int, float))) or "n/a"
     text = (f"\n### Quality: `{r['preset']}` on {r['data']} at {r['resolution']} px, {r['minutes']:g} min "
             f"({r['date']})\n\n"
-            f"- machine: {r['machine']}; final state: {r['state']}; steps: {r['steps']}; "
+            f"- machine: {r['machine']} (cores actually used: {r['cores_used']}); final state: {r['state']}; "
+            f"steps: {r['steps']}; "
             f"last throughput: {r['img_per_s_last'] or 0:.0f} img/s\n"
             f"- last losses: D {r['loss_d_last'] or float('nan'):.3f}, G {r['loss_g_last'] or float('nan'):.3f}; "
             f"quality: {q}\n"

@@ -13,49 +13,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import streamlit as st  # noqa: E402
 
 from core.export import EXTENSIONS, FORMAT_HELP, FORMATS, export_generator, onnx_status  # noqa: E402
-from core.generate import checkpoint_choices  # noqa: E402
-from core.runs import RunInfo, list_runs  # noqa: E402
+from core.runs import RunInfo  # noqa: E402
 from studio import state  # noqa: E402
+from studio.pickers import run_and_checkpoint  # noqa: E402
 
 K = "exp_"
-K_RUN, K_CKPT, K_FMT, K_LAST = K + "run", K + "ckpt", K + "format", K + "last"
+K_FMT, K_LAST = K + "format", K + "last"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
 FORMAT_LABELS = {"safetensors": "safetensors bundle", "torchscript": "TorchScript", "onnx": "ONNX"}
 MIME = {"safetensors": "application/octet-stream", "torchscript": "application/octet-stream",
         "onnx": "application/octet-stream"}
 
 
 def pick_run() -> tuple[RunInfo, Path] | None:
-    root = state.runs_dir()
-    runs = list_runs(root)
-    if not runs:
-        st.info(f"No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`), "
-                "then export its generator here.", icon=":material/info:")
-        return None
-    choices = {str(r.path): checkpoint_choices(r.path) for r in runs}
-    by_path = {str(r.path): r for r in runs}
-    options = list(by_path)
-    ss = st.session_state
-    if ss.get(K_RUN) not in by_path:
-        ss[K_RUN] = next((p for p in options if choices[p]), options[0])
-
-    def fmt(p: str) -> str:
-        return f"{by_path[p].name}  ·  {by_path[p].state}" + ("" if choices[p] else "  ·  no checkpoint yet")
-
-    c1, c2 = st.columns([3, 2])
-    run = c1.selectbox("Run", options, key=K_RUN, format_func=fmt,
-                       help="Any run folder under the runs root; exports are written to its exports/ folder.")
-    ck = choices[run]
-    if not ck:
-        st.info(f"**{state.esc(by_path[run].name)}** has no checkpoint yet: there is nothing to export until the "
-                "first one is saved.", icon=":material/hourglass_top:")
-        return None
-    labels = [lbl for lbl, _ in ck]
-    if ss.get(K_CKPT) not in labels:
-        ss[K_CKPT] = labels[0]
-    label = c2.selectbox("Checkpoint", labels, key=K_CKPT,
-                         help="latest, best (when the run has an evaluation metric), or any kept step. "
-                              "The EMA generator is exported when the run trained one.")
-    return by_path[run], dict(ck)[label]
+    return run_and_checkpoint(
+        K, "No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`), "
+           "then export its generator here.",
+        "Any run folder under the runs root; exports are written to its exports/ folder.",
+        lambda info: f"**{state.esc(info.name)}** has no checkpoint yet: there is nothing to export until the "
+                     "first one is saved.")
 
 
 def _zip(files: list[Path]) -> bytes:

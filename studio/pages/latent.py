@@ -12,12 +12,13 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from core import latent as L  # noqa: E402
-from core.generate import LoadedGenerator, checkpoint_choices, load_generator  # noqa: E402
-from core.runs import RunInfo, list_runs  # noqa: E402
+from core.generate import LoadedGenerator, load_generator  # noqa: E402
+from core.runs import RunInfo  # noqa: E402
 from studio import state  # noqa: E402
+from studio.pickers import run_and_checkpoint  # noqa: E402
 
 K = "lat_"
-K_RUN, K_CKPT, K_FIRST, K_COUNT = K + "run", K + "ckpt", K + "first_seed", K + "count"
+K_FIRST, K_COUNT = K + "first_seed", K + "count"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
 K_PSI, K_CLASS, K_PINNED = K + "psi", K + "class", K + "pinned"
 K_A, K_B, K_EDIT = K + "seed_a", K + "seed_b", K + "edit_seed"
 K_NN = K + "nn_request"
@@ -81,43 +82,15 @@ def show(img: torch.Tensor, caption: str | None = None, px: int = TILE_PX) -> No
 # ------------------------------------------------------------------ pickers
 def pick_run() -> tuple[RunInfo, Path] | None:
     """Run + checkpoint selectors; None (after a friendly message) when there is nothing to explore."""
-    root = state.runs_dir()
-    runs = list_runs(root)
-    if not runs:
-        st.info(f"No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`); "
-                "its generator appears here as soon as the first checkpoint is saved.", icon=":material/info:")
-        return None
-    choices = {str(r.path): checkpoint_choices(r.path) for r in runs}
-    by_path = {str(r.path): r for r in runs}
-    options = list(by_path)
-    ss = st.session_state
-    if ss.get(K_RUN) not in by_path:
-        ss[K_RUN] = next((p for p in options if choices[p]), options[0])  # newest run with a checkpoint
-
-    def fmt(p: str) -> str:
-        n = len(choices[p]) - (1 if choices[p] else 0) - (1 if any(lbl == "best" for lbl, _ in choices[p]) else 0)
-        return f"{by_path[p].name}  ·  " + (f"{n} checkpoint{'s' if n != 1 else ''}" if choices[p] else "no checkpoint yet")
-
-    c1, c2 = st.columns([3, 2])
-    run = c1.selectbox("Run", options, key=K_RUN, format_func=fmt,
-                       help="Any run folder under the runs root. The newest run with a checkpoint is chosen first.")
-    ck = choices[run]
-    if not ck:
-        info = by_path[run]
+    def no_checkpoint(info: RunInfo) -> str:
         every = info.config.get("checkpoint_every")
-        st.info(f"**{state.esc(info.name)}** has no checkpoint yet"
+        return (f"**{state.esc(info.name)}** has no checkpoint yet"
                 + (f" (one is saved every {every:,} steps and at the end)" if isinstance(every, int) else "")
-                + ". Its generator appears here as soon as the first one is written; pick another run meanwhile.",
-                icon=":material/hourglass_top:")
-        return None
-    labels = [lbl for lbl, _ in ck]
-    if ss.get(K_CKPT) not in labels:
-        ss[K_CKPT] = labels[0]
-    label = c2.selectbox("Checkpoint", labels, key=K_CKPT,
-                         help="latest = the newest periodic checkpoint; best = the one with the best evaluation "
-                              "metric (when the run has one); or any kept step. The EMA generator is used when the "
-                              "run trained one.")
-    return by_path[run], dict(ck)[label]
+                + ". Its generator appears here as soon as the first one is written; pick another run meanwhile.")
+    return run_and_checkpoint(
+        K, "No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`); "
+           "its generator appears here as soon as the first checkpoint is saved.",
+        "Any run folder under the runs root. The newest run with a checkpoint is chosen first.", no_checkpoint)
 
 
 def class_picker(g: LoadedGenerator) -> Any:

@@ -19,6 +19,17 @@ def _add_args(p) -> None:
     p.add_argument("--runs-dir", default="runs/bench")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--quick", action="store_true", help="speed: fewer rounds (a smoke run)")
+    p.add_argument("--rounds", type=int, default=None, help="speed: alternating rounds per configuration")
+    p.add_argument("--round-s", type=float, default=None, help="speed: seconds per side per round")
+    p.add_argument("--batches", type=int, nargs="+", default=None, help="speed: batch sizes (with --resolution)")
+    p.add_argument("--variants", default="", help="speed: extra variants of ours timed in the same rounds: "
+                   "comma list of plain (fast paths off), compile, threads1")
+    p.add_argument("--load", default="busy", choices=["busy", "studio", "none"],
+                   help="speed: competing load switched on/off between rounds (studio = server + headless Chromium)")
+    p.add_argument("--images", type=int, default=10_000, help="speed: Fashion-MNIST images to export as PNGs")
+    p.add_argument("--parts", default="scan,first,speed,load", help="speed: which parts to run")
+    p.add_argument("--doc", default="docs/benchmarks.md", help="speed: markdown file to append results to")
+    p.add_argument("--no-doc", action="store_true", help="speed: print the results only")
 
 
 def _run(args) -> int:

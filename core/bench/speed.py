@@ -1,0 +1,584 @@
+"""Speed benchmark: our Trainer against the textbook DCGAN loop, side by side in one process.
+
+``python -m core bench speed [--data DIR|fashion-mnist] [--quick]``
+
+Per configuration (resolution x batch) both loops are built, warmed up, then timed in alternating
+rounds (A B, B A, A B, ...) so that drifting load hits both alike; each round records images/s, the
+CPU cores our process tree used (CPU seconds / wall seconds, DataLoader workers included) and the
+cores the whole machine was busy. Also measured in the same run: FLOPs per iteration
+(torch.utils.flop_counter), the device's ceiling (a large conv and a large matmul), start -> first
+sample grid, scan + cache (cold/warm), and throughput with a competing load switched on and off.
+Results are printed as JSON and appended to docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig, parse_overrides
+from . import procstat
+from .procstat import Meter, Span, load_average
+
+DEFAULT_IMAGES = 10_000
+FULL_CONFIGS = ((64, 64), (64, 128), (32, 64), (32, 128))
+QUICK_CONFIGS = ((32, 64),)
+
+
+# ------------------------------------------------------------------ data
+def export_fashion_pngs(n: int = DEFAULT_IMAGES, root: str | Path | None = None) -> Path:
+    """Write the first ``n`` Fashion-MNIST training images as PNGs (one subfolder per class), once."""
+    from PIL import Image
+
+    from ..data import default_cache_dir
+    from ..data.builtin import _find_idx, _load_mnist_like
+
+    root = Path(root) if root else default_cache_dir() / "bench" / f"fashion-mnist-png-{n // 1000}k"
+    done = root / ".complete"
+    if done.is_file() and done.read_text().strip() == str(n):
+        return root
+    cache = default_cache_dir()
+    if _find_idx("fashion-mnist", cache) is None:
+        _load_mnist_like("fashion-mnist", cache)  # downloads when there is no local copy
+    images, labels = _load_mnist_like("fashion-mnist", cache)
+    n = min(n, len(images))
+    for i in range(n):
+        d = root / f"class_{int(labels[i])}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i, 0]).save(d / f"{i:05d}.png")
+    done.write_text(str(n))
+    return root
+
+
+def resolve_folder(data: str | None, images: int) -> Path:
+    if data is None or data.strip().lower() == "fashion-mnist":
+        return export_fashion_pngs(images)
+    p = Path(data).expanduser()
+    if not p.is_dir():
+        raise SystemExit(f"--data: {data} is not a folder (give an image folder with class subfolders, "
+                         "as torchvision's ImageFolder needs, or 'fashion-mnist')")
+    return p
+
+
+# ------------------------------------------------------------------ ceiling and FLOPs
+def _best_time(fn: Callable[[], Any], reps: int = 5, sync: Callable[[], None] = lambda: None) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure_ceiling(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """GFLOP/s of one large conv (NCHW and NHWC; the better one) and one large matmul."""
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    big = device.type == "cuda"
+    b, c, h = (256, 256, 32) if big else (64, 256, 16)
+    x = torch.randn(b, c, h, h, device=device, dtype=dtype)
+    w = torch.randn(2 * c, c, 3, 3, device=device, dtype=dtype)
+    conv_flops = 2 * b * (2 * c) * h * h * c * 9
+    best = float("inf")
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        xf, wf = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)
+        best = min(best, _best_time(lambda: torch.nn.functional.conv2d(xf, wf, padding=1), sync=sync))
+    n = 8192 if big else 2048
+    a, bm = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    mm = _best_time(lambda: a @ bm, sync=sync)
+    return {"conv_gflops": conv_flops / best / 1e9, "matmul_gflops": 2 * n ** 3 / mm / 1e9}
+
+
+def _ceilings(device: torch.device) -> dict[str, float]:
+    """fp32 ceilings; on CUDA also bf16 ones, which are what an autocast step is measured against."""
+    c = measure_ceiling(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        c.update({f"{k}_bf16": v for k, v in measure_ceiling(device, torch.bfloat16).items()})
+    return c
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return int(fc.get_total_flops())
+
+
+# ------------------------------------------------------------------ the two loops
+class TextbookSide:
+    name = "textbook"
+
+    def __init__(self, folder: Path, resolution: int, batch: int, device: torch.device, threads: int):
+        from .textbook import TextbookDCGAN, endless, make_dataloader
+        self.batch, self.threads = batch, threads
+        self.model = TextbookDCGAN(resolution, nc=3, device=device)
+        self.loader = make_dataloader(str(folder), resolution, batch, workers=2)
+        self.it = endless(self.loader)
+        self.images = 0
+
+    def iterate(self, n: int) -> int:
+        torch.set_num_threads(self.threads)  # the default settings, restored after our rounds
+        seen = 0
+        for _ in range(n):
+            seen += self.model.iteration(next(self.it))["batch"]  # .item() calls sync every iteration
+        return seen
+
+    def close(self) -> None:
+        self.it.close()  # shuts the DataLoader's worker processes down
+
+
+class OursSide:
+    def __init__(self, cfg: TrainConfig, dataset, device: torch.device, name: str = "ours",
+                 threads: int | None = None, fast_path: bool = True, shared_cpu: bool = False):
+        from ..train import Trainer
+        self.name = name
+        self.t = Trainer(cfg, dataset, device=device, fast_path=fast_path, shared_cpu=shared_cpu)
+        self.batch = cfg.batch_size
+        self.threads = threads or self.t.threads
+        self.device = device
+
+    def iterate(self, n: int) -> int:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        out = {}
+        for _ in range(n):
+            out = self.t.step()
+        if out:
+            float(out["loss/d"])  # one sync per round: the queued work is done before the clock stops
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return n * self.batch
+
+    def close(self) -> None:
+        pass
+
+
+def _timed(side, n: int) -> tuple[float, Span]:
+    with Meter() as m:
+        imgs = side.iterate(n)
+    return imgs / m.span.wall_s, m.span
+
+
+def _summary(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs else {}
+
+
+def alternate(sides: list, rounds: int, round_s: float, warmup: int = 2,
+              toggle: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Warm every side up, then ``rounds`` rounds; the order of sides flips every round.
+
+    ``toggle(k)``, when given, is called before each measurement with k = 0 (load off) or 1 (load
+    on), and each side is measured in both states every round (off/on order flips too).
+    """
+    per_iter = {}
+    for s in sides:
+        with Meter() as m:
+            s.iterate(warmup)
+        t1 = time.perf_counter()
+        s.iterate(1)
+        per_iter[s.name] = (time.perf_counter() - t1, m.span.wall_s)
+    # Same wall time per round for every side: n iterations of about round_s seconds.
+    n_of = {s.name: max(1, round(round_s / max(per_iter[s.name][0], 1e-4))) for s in sides}
+    states = (0, 1) if toggle else (None,)
+    res: dict[str, dict] = {f"{s.name}{'' if k is None else ('@load' if k else '')}":
+                            {"img_s": [], "cores": [], "machine": []} for s in sides for k in states}
+    for r in range(rounds):
+        order = sides if r % 2 == 0 else sides[::-1]
+        for s in order:
+            for k in (states if r % 2 == 0 else states[::-1]):
+                if toggle is not None:
+                    toggle(k)
+                ips, span = _timed(s, n_of[s.name])
+                key = f"{s.name}{'' if k is None else ('@load' if k else '')}"
+                res[key]["img_s"].append(ips)
+                res[key]["cores"].append(span.cores)
+                res[key]["machine"].append(span.machine_cores)
+    if toggle is not None:
+        toggle(0)
+    out = {"iters_per_round": n_of, "first_iters_s": {k: v[1] for k, v in per_iter.items()}}
+    for key, v in res.items():
+        out[key] = {"img_s": _summary(v["img_s"]), "cores": _summary(v["cores"]),
+                    "machine_cores": _summary(v["machine"]), "rounds": [round(x, 2) for x in v["img_s"]]}
+    return out
+
+
+def _ratio(res: dict, b: str, a: str) -> dict[str, float]:
+    """Per-round ratios b/a (rounds are paired in time), summarised."""
+    rb, ra = res[b]["rounds"], res[a]["rounds"]
+    return _summary([x / y for x, y in zip(rb, ra) if y > 0])
+
+
+# ------------------------------------------------------------------ ours config
+def ours_config(folder: Path, resolution: int, batch: int, overrides: dict | None = None) -> TrainConfig:
+    """Our Trainer with the textbook's architecture, loss, optimiser and batch size."""
+    base = dict(data=str(folder), resolution=resolution, channels=3, arch="dcgan", loss="bce", latent_dim=100,
+                g_width=64, d_width=64, d_norm="batch", ema=0.0, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
+                batch_size=batch, n_critic=1, steps=10**9, log_every=10**6, sample_every=10**6,
+                checkpoint_every=10**6)
+    return TrainConfig(**{**base, **(overrides or {})}).validate()
+
+
+VARIANTS = {
+    # name: (config overrides, Trainer kwargs); each is timed in the same alternation as "ours".
+    "plain": ({}, {"fast_path": False}),
+    "compile": ({"compile": True}, {}),
+    "threads1": ({"threads": 1}, {}),
+}
+
+
+def bench_config(folder: Path, resolution: int, batch: int, device: torch.device, rounds: int, round_s: float,
+                 default_threads: int, overrides: dict, variants: list[str]) -> dict[str, Any]:
+    from ..data import load_dataset
+    ds = load_dataset(str(folder), resolution, channels=3)
+    cfg = ours_config(folder, resolution, batch, overrides)
+    tb = TextbookSide(folder, resolution, batch, device, default_threads)
+    sides: list = [tb, OursSide(cfg, ds, device)]
+    compile_s = {}
+    for v in variants:
+        ov, kw = VARIANTS[v]
+        s = OursSide(ours_config(folder, resolution, batch, {**overrides, **ov}), ds, device, name=f"ours-{v}", **kw)
+        if ov.get("compile"):
+            t0 = time.perf_counter()
+            s.iterate(2)  # the first calls compile the forward and backward graphs
+            compile_s[s.name] = time.perf_counter() - t0
+        sides.append(s)
+    try:
+        flops = {"textbook": count_flops(lambda: tb.model.iteration(next(tb.it))),
+                 "ours": count_flops(lambda: sides[1].t.step())}
+        res = alternate(sides, rounds, round_s)
+    finally:
+        tb.close()
+    res["flops_per_iter"] = flops
+    res["ratio"] = {s.name: _ratio(res, s.name, "textbook") for s in sides[1:]}
+    res["ratio_median_of_medians"] = res["ours"]["img_s"]["median"] / res["textbook"]["img_s"]["median"]
+    res["gflops_achieved"] = {k: res[k]["img_s"]["median"] / batch * flops[k] / 1e9 for k in flops}
+    res["threads"] = {s.name: s.threads for s in sides}
+    res["compile_s"] = compile_s
+    res["resolution"], res["batch"] = resolution, batch
+    return res
+
+
+# ------------------------------------------------------------------ start-up times
+def scan_cache_times(folder: Path, resolution: int) -> dict[str, float]:
+    from ..data import load_dataset
+    with tempfile.TemporaryDirectory(prefix="gs-bench-cache-") as d:
+        t0 = time.perf_counter()
+        ds = load_dataset(str(folder), resolution, channels=3, cache_dir=d)
+        cold = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        load_dataset(str(folder), resolution, channels=3, cache_dir=d)
+        warm = time.perf_counter() - t1
+    return {"images": len(ds), "cold_s": cold, "warm_s": warm}
+
+
+def first_sample_time(folder: Path, runs_dir: str | Path, resolution: int = 32, overrides: dict | None = None,
+                      timeout: float = 120.0) -> dict[str, Any]:
+    """Wall time from "start" (create_run, as the studio's Start button, then run() in a thread)
+    to the first sample grid on disk and to the first metrics row (step 1)."""
+    from ..train.setup import create_run
+    cfg = ours_config(folder, resolution, 64, {**(overrides or {}), "name": "bench-speed-first-sample",
+                                                "sample_every": 10**6})
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    trainer = create_run(cfg, runs_dir, shared_cpu=True)
+    t_created = time.perf_counter() - t0
+    th = threading.Thread(target=trainer.run, kwargs={"should_stop": stop.is_set}, daemon=True)
+    th.start()
+    first_png = first_row = None
+    samples, metrics = trainer.store.samples_dir, trainer.store.path / "metrics.jsonl"
+    while time.perf_counter() - t0 < timeout and (first_png is None or first_row is None) and th.is_alive():
+        if first_png is None and any(samples.glob("*.png")):
+            first_png = time.perf_counter() - t0
+        if first_row is None and metrics.is_file() and metrics.stat().st_size > 0:
+            first_row = time.perf_counter() - t0
+        time.sleep(0.01)
+    stop.set()
+    th.join(60)
+    return {"create_run_s": t_created, "first_sample_s": first_png, "first_metrics_row_s": first_row,
+            "run_dir": str(trainer.store.path), "threads": trainer.threads}
+
+
+# ------------------------------------------------------------------ competing load
+class Load:
+    """A competing load switched on and off with SIGCONT/SIGSTOP between rounds.
+
+    busy: one Python process spinning on one core (a browser tab busy rendering, a scan, ...).
+    studio: the studio's Streamlit server + headless Chromium showing the Monitor page of a run.
+    """
+
+    def __init__(self, kind: str, run_dir: Path | None = None):
+        self.kind, self.procs, self.on = kind, [], True
+        if kind == "busy":
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True))
+        elif kind == "studio":
+            self._start_studio(run_dir)
+        else:
+            raise ValueError(f"unknown load {kind!r}; valid: busy, studio")
+        procstat.EXCLUDE.update(p.pid for p in self.procs)  # their CPU time is the load's, not ours
+
+    def _start_studio(self, run_dir: Path | None) -> None:
+        import shutil
+        import socket
+        root = Path(__file__).resolve().parents[2]
+        browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+        if browser is None:
+            raise RuntimeError("--load studio needs chromium on PATH")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, GAN_STUDIO_RUNS_DIR=str(run_dir.parent if run_dir else Path("runs").resolve()),
+                   PYTHONPATH=str(root))
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(root / "studio" / "app.py"), "--server.address",
+             "127.0.0.1", "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType",
+             "none", "--browser.gatherUsageStats", "false"], cwd=str(root), env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        url = f"http://localhost:{port}/monitor" + (f"?run={run_dir.name}" if run_dir else "")
+        self.profile = tempfile.mkdtemp(prefix="gs-bench-chromium-")
+        self.procs.append(subprocess.Popen(
+            [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={self.profile}", "--remote-debugging-port=0", url],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(15)  # let the page load and its live fragments start refreshing
+
+    def set(self, on: int) -> None:
+        if bool(on) == self.on:
+            return
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGCONT if on else signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        self.on = bool(on)
+        if on:
+            time.sleep(0.3)  # let the load get going before the clock starts
+
+    def close(self) -> None:
+        self.set(1)
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        procstat.EXCLUDE.difference_update(p.pid for p in self.procs)
+        if getattr(self, "profile", None):
+            import shutil
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def bench_contention(folder: Path, resolution: int, batch: int, device: torch.device, kind: str, rounds: int,
+                     round_s: float, default_threads: int, overrides: dict, runs_dir: str | Path) -> dict[str, Any]:
+    """Throughput with the load on vs off, for the textbook loop and ours with 1 and 2 threads."""
+    from ..data import load_dataset
+    from ..train.setup import create_run
+    ds = load_dataset(str(folder), resolution, channels=3)
+    cfg = ours_config(folder, resolution, batch, overrides)
+    tb = TextbookSide(folder, resolution, batch, device, default_threads)
+    studio = OursSide(cfg, ds, device, name="ours-studio", shared_cpu=True)
+    sides = [tb, studio, OursSide(cfg, ds, device, name="ours-headless")]
+    run_dir = None
+    if kind == "studio":  # a run folder for the Monitor page to show
+        run_dir = create_run(cfg.replace(name="bench-speed-load"), runs_dir, dataset=ds).store.path
+    load = Load(kind, run_dir)
+    try:
+        res = alternate(sides, rounds, round_s, toggle=load.set)
+    finally:
+        load.close()
+        tb.close()
+    res["kept"] = {s.name: _ratio(res, f"{s.name}@load", s.name) for s in sides}
+    res["threads"] = {s.name: s.threads for s in sides}
+    res["load"], res["resolution"], res["batch"] = kind, resolution, batch
+    return res
+
+
+# ------------------------------------------------------------------ report
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        return f"{p.name} ({p.total_memory / 2**30:.0f} GiB), torch {torch.__version__}"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    from ..train.device import physical_cores
+    return (f"{model}, {os.cpu_count()} logical / {physical_cores()} physical cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} default intra-op threads, Python {platform.python_version()}")
+
+
+def _fmt(s: dict, nd: int = 1) -> str:
+    if not s:
+        return "-"
+    return f"{s['median']:.{nd}f} ({s['min']:.{nd}f}–{s['max']:.{nd}f})"
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    L = [f"\n## Speed: ours vs the textbook DCGAN loop — {r['date']}{' (quick)' if r['quick'] else ''}\n",
+         f"- Machine: {r['machine']} ({r['device']})",
+         f"- Data: `{r['folder']}` ({r['images']} images, exported as PNG; both sides read it as 3-channel)",
+         f"- Load average (1 min) at start / end: {r['load_start']:.2f} / {r['load_end']:.2f}"
+         + ("  — **contended: other processes were busy; see the 'others' column**"
+            if max(r['load_start'], r['load_end']) >= 1.5 else "  (quiet)"),
+         f"- Ceiling (fp32, same run): conv {r['ceiling']['conv_gflops']:.0f} GFLOP/s, "
+         f"matmul {r['ceiling']['matmul_gflops']:.0f} GFLOP/s (best of readings at start, before each configuration, at end)"
+         + (f"; bf16: conv {r['ceiling']['conv_gflops_bf16']:.0f}, matmul {r['ceiling']['matmul_gflops_bf16']:.0f} "
+            "GFLOP/s (the efficiency column uses the bf16 conv ceiling)" if "conv_gflops_bf16" in r["ceiling"] else ""),
+         f"- {r['rounds']} alternating rounds of ~{r['round_s']:g} s per side after warm-up; "
+         "images/s as median (min–max); ratio = median of per-round ratios",
+         f"- Command: `{r['command']}`", "",
+         "| res | batch | textbook img/s | ours img/s | ours ÷ textbook | GFLOP/iter (tb / ours) | ours GFLOP/s "
+         "| ours ÷ conv ceiling | cores used (tb / ours) | others busy (cores) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in r["configs"]:
+        fl = c["flops_per_iter"]
+        L.append(f"| {c['resolution']} | {c['batch']} | {_fmt(c['textbook']['img_s'])} | {_fmt(c['ours']['img_s'])} "
+                 f"| **{c['ratio']['ours']['median']:.2f}×** ({c['ratio']['ours']['min']:.2f}–"
+                 f"{c['ratio']['ours']['max']:.2f}) | {fl['textbook'] / 1e9:.1f} / {fl['ours'] / 1e9:.1f} "
+                 f"| {c['gflops_achieved']['ours']:.0f} | {c['gflops_achieved']['ours'] / r['ceiling'].get('conv_gflops_bf16', r['ceiling']['conv_gflops']):.0%} "
+                 f"| {c['textbook']['cores']['median']:.2f} / {c['ours']['cores']['median']:.2f} "
+                 f"| {max(0.0, c['ours']['machine_cores']['median'] - c['ours']['cores']['median']):.2f} |")
+    extra = [(c, k) for c in r["configs"] for k in c["ratio"] if k != "ours"]
+    if extra:
+        L += ["", "Variants of ours timed in the same rounds (ratio to the textbook loop):", "",
+              "| res | batch | variant | img/s | ÷ textbook | ÷ ours (default) | cores | compile time |",
+              "|---|---|---|---|---|---|---|---|"]
+        for c, k in extra:
+            rel = _ratio(c, k, "ours")
+            L.append(f"| {c['resolution']} | {c['batch']} | {k} | {_fmt(c[k]['img_s'])} | {c['ratio'][k]['median']:.2f}× "
+                     f"| {rel['median']:.2f}× | {c[k]['cores']['median']:.2f} "
+                     f"| {('%.0f s' % c['compile_s'][k]) if k in c['compile_s'] else '-'} |")
+    fs, sc = r.get("first_sample"), r.get("scan")
+    L.append("")
+    if fs:
+        L.append(f"- Start → first sample grid at 32×32 (create_run + run() in a thread, studio thread policy, "
+                 f"{fs['threads']} thread): **{fs['first_sample_s']:.2f} s** (create_run {fs['create_run_s']:.2f} s; "
+                 f"first metrics row, i.e. step 1 done: {fs['first_metrics_row_s'] or float('nan'):.2f} s)")
+    if sc:
+        L.append(f"- Scan + decode + cache of the folder ({sc['images']} images, 32 px): cold {sc['cold_s']:.2f} s, "
+                 f"warm {sc['warm_s']:.2f} s")
+    ct = r.get("contention")
+    if ct:
+        L += ["", f"Competing load `{ct['load']}` switched on/off (SIGSTOP/SIGCONT) between alternating rounds, "
+              f"{ct['resolution']}×{ct['resolution']} batch {ct['batch']}:", "",
+              "| loop | threads | img/s, load off | img/s, load on | kept (on ÷ off) | cores used off / on |",
+              "|---|---|---|---|---|---|"]
+        for name, kept in ct["kept"].items():
+            L.append(f"| {name} | {ct['threads'][name]} | {_fmt(ct[name]['img_s'])} | {_fmt(ct[name + '@load']['img_s'])} "
+                     f"| **{kept['median']:.2f}×** ({kept['min']:.2f}–{kept['max']:.2f}) "
+                     f"| {ct[name]['cores']['median']:.2f} / {ct[name + '@load']['cores']['median']:.2f} |")
+    return "\n".join(L) + "\n"
+
+
+def append_doc(doc: Path, text: str) -> None:
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    if not doc.exists():
+        doc.write_text("# Benchmarks\n", encoding="utf-8")
+    with open(doc, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+# ------------------------------------------------------------------ entry points
+def run_speed(data: str | None = None, quick: bool = False, runs_dir: str | Path = "runs/bench",
+              overrides: dict | None = None, rounds: int | None = None, round_s: float | None = None,
+              configs: tuple | None = None, variants: list[str] | None = None, load: str = "busy",
+              images: int = DEFAULT_IMAGES, doc: str | Path | None = "docs/benchmarks.md",
+              device: str = "auto", parts: tuple[str, ...] = ("scan", "first", "speed", "load"),
+              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    from ..train.device import pick_device
+    overrides = dict(overrides or {})
+    dev = pick_device(device)
+    default_threads = torch.get_num_threads()
+    rounds = rounds or (2 if quick else 5)
+    round_s = round_s or (2.0 if quick else 6.0)
+    configs = configs or (QUICK_CONFIGS if quick else FULL_CONFIGS)
+    t_start = time.time()
+    folder = resolve_folder(data, images)
+    r: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "quick": quick, "machine": machine_description(dev),
+                         "device": str(dev), "folder": str(folder), "rounds": rounds, "round_s": round_s,
+                         "load_start": load_average()[0], "command": " ".join(["python -m core bench speed",
+                                                                                *sys.argv[3:]])}
+    log(f"speed: data {folder}; device {dev}; load average {r['load_start']:.2f}")
+    ceilings = [_ceilings(dev)]
+    if "scan" in parts:
+        r["scan"] = scan_cache_times(folder, 32)
+        log(f"speed: scan+cache {r['scan']}")
+    from ..data import load_dataset
+    r["images"] = len(load_dataset(str(folder), 32, channels=3))
+    if "first" in parts:
+        r["first_sample"] = first_sample_time(folder, runs_dir, 32, overrides)
+        torch.set_num_threads(default_threads)
+        log(f"speed: first sample {r['first_sample']}")
+    r["configs"] = []
+    if "speed" in parts:
+        for res, batch in configs:
+            log(f"speed: {res}x{res} batch {batch} ...")
+            torch.set_num_threads(default_threads)
+            ceilings.append(_ceilings(dev))  # re-measured often: on a shared machine one reading can be low
+            c = bench_config(folder, res, batch, dev, rounds, round_s, default_threads, overrides, variants or [])
+            r["configs"].append(c)
+            log(f"speed:   textbook {_fmt(c['textbook']['img_s'])} img/s, ours {_fmt(c['ours']['img_s'])} img/s, "
+                f"ratio {c['ratio']['ours']['median']:.2f}")
+    if "load" in parts and load != "none" and dev.type == "cpu":
+        log(f"speed: competing load {load} ...")
+        r["contention"] = bench_contention(folder, 32, 64, dev, load, rounds, round_s, default_threads, overrides,
+                                           runs_dir)
+        log(f"speed:   kept {r['contention']['kept']}")
+    torch.set_num_threads(default_threads)
+    ceilings.append(_ceilings(dev))
+    r["ceiling"] = {k: max(c[k] for c in ceilings) for k in ceilings[0]}
+    r["ceiling_readings"] = ceilings
+    r["load_end"] = load_average()[0]
+    r["total_s"] = time.time() - t_start
+    if doc and (r["configs"] or r.get("contention")):
+        append_doc(Path(doc), to_markdown(r))
+        log(f"speed: appended to {doc}")
+    return r
+
+
+def cli_speed(args) -> int:
+    variants = [v.strip() for v in (getattr(args, "variants", None) or "").split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise SystemExit(f"--variants: unknown {bad}; valid: {', '.join(VARIANTS)}")
+    configs = None
+    if args.resolution:
+        configs = tuple((args.resolution, b) for b in (getattr(args, "batches", None) or [64, 128]))
+    parts = tuple(p.strip() for p in (getattr(args, "parts", None) or "scan,first,speed,load").split(","))
+    r = run_speed(data=args.data, quick=args.quick, runs_dir=args.runs_dir,
+                  overrides=parse_overrides(args.set or []), rounds=getattr(args, "rounds", None),
+                  round_s=getattr(args, "round_s", None), configs=configs, variants=variants,
+                  load=getattr(args, "load", "busy"), images=getattr(args, "images", DEFAULT_IMAGES),
+                  doc=None if getattr(args, "no_doc", False) else getattr(args, "doc", "docs/benchmarks.md"),
+                  parts=parts)
+    print(json.dumps(r, indent=1, default=str))
+    return 0

@@ -142,8 +142,12 @@ def test_out_of_memory_names_batch_and_resolution(tiny_cfg, tmp_path, monkeypatc
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
     monkeypatch.setattr(t, "step", oom)
     assert t.run() == "failed"
-    msg = load_run(t.store.path).status["message"]
+    info = load_run(t.store.path)
+    msg = info.status["message"]
     assert "batch_size=8" in msg and "resolution=16" in msg and "batch_size=4" in msg
+    offer = [e for e in info.events() if e.get("kind") == "out_of_memory"]
+    assert offer and offer[0]["fix"] == {"batch_size": 4}  # the studio's one-click retry at half the batch
+    tiny_cfg.replace(**offer[0]["fix"]).validate()
 
 
 def test_control_file_pauses_checkpoints_and_stops(tiny_cfg, tmp_path):

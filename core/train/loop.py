@@ -277,8 +277,18 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
                   fix={"lr_g": cfg.lr_g / 4, "lr_d": cfg.lr_d / 4})
     except torch.OutOfMemoryError:
         final = "failed"
+        half = max(2, cfg.batch_size // 2)
         message = (f"Out of memory on {t.device} at batch_size={cfg.batch_size}, resolution={cfg.resolution}. "
-                   f"Try batch_size={max(2, cfg.batch_size // 2)} or a smaller resolution/width.")
+                   f"Try batch_size={half} or a smaller resolution/width.")
+        if t.device.type == "cuda":
+            torch.cuda.empty_cache()  # so a retry (or another run) can start on this GPU right away
+        # As a finding with a fix, the studio offers the retry at half the batch size as one click
+        # ("Fork with this fix" continues from the last checkpoint).
+        ctx.event("finding", kind="out_of_memory", severity="critical", status="started",
+                  evidence={"batch_size": cfg.batch_size, "resolution": cfg.resolution, "device": str(t.device)},
+                  explanation="The networks' activations for one batch did not fit in the device's memory.",
+                  suggestion=f"Retry with batch_size={half} (fork from the last checkpoint).",
+                  fix={"batch_size": half})
     except OSError as e:
         final = "failed"
         if e.errno == errno.ENOSPC:

@@ -83,16 +83,25 @@ def header(run_dir: str, was_active: bool) -> None:
         controls(info, active)
 
     total = info.total_steps
+    minutes = cfg.get("minutes") or 0
+    # With a time budget the run ends at whichever of steps / minutes comes first: show the budget
+    # that binds, and measure progress against it.
+    frac = min(1.0, info.step / total) if total else 0.0
+    if minutes > 0:
+        frac = max(frac, min(1.0, (st_.get("elapsed_s") or 0) / (60 * minutes)))
+    if info.state == "finished":
+        frac = 1.0
     c = st.columns(5)
     c[0].metric("Step", f"{info.step:,}", help="Generator steps done.")
-    c[1].metric("Of", f"{total:,}" if total else "—", help="Total steps of this run.")
+    of = (f"{minutes:g} min" if minutes > 0 and (not total or total >= 10**6) else
+          f"{total:,}" + (f" / {minutes:g} min" if minutes > 0 else "")) if (total or minutes) else "—"
+    c[1].metric("Of", of, help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
     ips = st_.get("img_per_s")
     c[2].metric("Images / s", f"{ips:,.0f}" if isinstance(ips, (int, float)) and active else "—",
                 help="Real images seen per second (recent average).")
     c[3].metric("ETA", human_duration(st_.get("eta_s")) if active else "—", help="Time left at the current speed.")
     c[4].metric("Elapsed", human_duration(st_.get("elapsed_s")), help="Training time so far (pauses excluded).")
-    st.progress(min(1.0, info.step / total) if total else 0.0,
-                text=st_.get("message") or (f"{100 * info.step / total:.0f}%" if total else None))
+    st.progress(frac, text=st_.get("message") or f"{100 * frac:.0f}%")
 
     if info.state in ("failed", "diverged"):
         err = ev.last_error()

@@ -45,6 +45,13 @@ def page_path(name: str) -> Path:
     return PAGES_DIR / PAGE_FILES[name]
 
 
+def no_runs_notice() -> None:
+    """The empty state of pages that list runs: say so, and offer the way to the Train page."""
+    st.info("No runs yet — start one on the Train page.", icon=":material/rocket_launch:")
+    if st.button("Go to Train", type="primary", icon=":material/arrow_forward:"):
+        go("train")
+
+
 def go(name: str, run: str | Path | None = None) -> None:
     """Switch to another page from the main script body (not from inside a fragment)."""
     if run is not None:

@@ -324,9 +324,7 @@ def main() -> None:
     state.show_flash()
     runs = list_runs(state.runs_dir())
     if not runs:
-        st.info("No runs yet — start one on the Train page.", icon=":material/rocket_launch:")
-        if st.button("Go to Train", type="primary", icon=":material/arrow_forward:"):
-            state.go("train")
+        state.no_runs_notice()
         return
     if K_LIVE not in st.session_state:
         st.session_state[K_LIVE] = True

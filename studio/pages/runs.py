@@ -237,9 +237,7 @@ def main() -> None:
     state.show_flash()
     runs = list_runs(state.runs_dir())
     if not runs:
-        st.info("No runs yet — start one on the Train page.", icon=":material/rocket_launch:")
-        if st.button("Go to Train", type="primary", icon=":material/arrow_forward:"):
-            state.go("train")
+        state.no_runs_notice()
         return
     c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
     query = c1.text_input("Filter", placeholder="name, architecture, dataset…", key="runs_filter",

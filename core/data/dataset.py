@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .builtin import BUILTIN_DATASETS, load_builtin
-from .cache import cached_scan, load_folder_arrays
+from .cache import cached_scan, load_folder_arrays, read_cache
 from .errors import DataError
 from .scan import ScanReport, display_path, scan_path
 
@@ -110,6 +110,20 @@ def load_dataset(spec: str, resolution: int, channels: int = 0, cache_dir: str |
         channels = channels or (1 if report.grey else 3)
         arr = load_folder_arrays(report, resolution, channels, cache_dir, phase("decode"),
                                  memory_budget_mb, workers)
+    return _to_dataset(arr, resolution, source, report)
+
+
+def load_cached_dataset(fingerprint: str, source: str, resolution: int,
+                        cache_dir: str | os.PathLike | None = None,
+                        memory_budget_mb: float = 2048) -> ImageDataset | None:
+    """The decoded cache of a dataset by its fingerprint (the cache key), or None when it is gone.
+
+    Lets a run resume after its source folder moved or vanished: the cache is what it trained on."""
+    arr = read_cache(fingerprint, cache_dir, memory_budget_mb)
+    return _to_dataset(arr, resolution, source, None) if arr is not None else None
+
+
+def _to_dataset(arr, resolution: int, source: str, report) -> ImageDataset:
     images = arr.images
     with warnings.catch_warnings():
         # A memmap is read-only; torch warns that writing would be undefined. Nothing writes to it.

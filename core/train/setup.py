@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
-from ..data import DataError, ImageDataset, load_dataset
+from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
 from .checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints
 from .trainer import Trainer
@@ -98,15 +98,27 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
         if found[1]["step"] >= cfg.steps:
             raise ConfigError("steps", f"the run is already at step {found[1]['step']}; "
                               f"ask for more steps than that (e.g. --steps {found[1]['step'] * 2})")
-    ds = dataset or _load_data(cfg)
     fp_then = info.meta.get("dataset", {}).get("fingerprint")
+    fp_last = (found[1].get("dataset") or {}).get("fingerprint") if found else fp_then
+    data_note = None
+    try:
+        ds = dataset or _load_data(cfg)
+    except DataError as e:
+        # The folder moved or vanished: the decoded cache of what the run last trained on still works.
+        ds = load_cached_dataset(fp_last, cfg.data, cfg.resolution) if fp_last else None
+        if ds is None:
+            raise DataError(f"{e}; and the decoded cache of the data this run used is gone too") from None
+        data_note = (f"{cfg.data} is unavailable ({e}); training continues on the decoded cache of the data "
+                     "this run last used.")
     store = RunStore(run_dir)
     for tmp in store.checkpoints_dir.glob(".step_*.tmp"):  # left by a writer killed mid-checkpoint
         try:
             tmp.unlink()
         except OSError:
             pass
-    if fp_then and fp_then != ds.fingerprint:
+    if data_note:
+        store.log_event("warning", step=found[1]["step"] if found else 0, message=data_note)
+    elif fp_then and fp_then != ds.fingerprint:
         store.log_event("warning", step=found[1]["step"] if found else 0,
                         message=f"The data in {cfg.data} changed since this run started; training continues on it.")
     t = Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)

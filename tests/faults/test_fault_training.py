@@ -314,12 +314,17 @@ def test_resume_after_the_data_folder_vanished(tmp_path):
     t2 = resume_run(run, steps=6)
     assert t2.run() == "finished"
     assert any(e["type"] == "warning" and "changed" in e["message"] for e in load_run(run).events())
-    # the folder is gone: a clear error that names it, and the run folder is left as it was
+    # the folder is gone but its decoded cache is not: resume continues on the cache and says so
     shutil.rmtree(data)
+    t3 = resume_run(run, steps=8)
+    assert t3.run() == "finished" and load_run(run).step == 8
+    assert any(e["type"] == "warning" and "decoded cache" in e["message"] for e in load_run(run).events())
+    # folder and cache both gone: a clear error that names the folder, and the run folder is left as it was
+    shutil.rmtree(os.environ["GAN_STUDIO_CACHE"])
     before = (run / "status.json").read_text()
     with pytest.raises(DataError) as e:
-        resume_run(run, steps=9)
-    assert str(data) in str(e.value) and "no such folder" in str(e.value)
+        resume_run(run, steps=12)
+    assert str(data) in str(e.value) and "no such folder" in str(e.value) and "cache" in str(e.value)
     assert (run / "status.json").read_text() == before
     assert load_run(run).state == "finished"
 

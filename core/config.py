@@ -76,7 +76,8 @@ class TrainConfig:
     # --- device / precision ---
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", group="device")
     precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", group="device", choices=PRECISIONS)
-    threads: int = _f(0, "CPU threads for training (0 = auto: 1 when the studio shares the CPU, else all physical cores).", group="device")
+    threads: int = _f(0, "CPU threads for training (0 = auto: tries all cores, one fewer and half while training and keeps the fastest, "
+                 "re-checking every 20-160 s and whenever the speed changes, e.g. when other programs get busy).", group="device")
     compile: bool = _f(False, "torch.compile the networks (faster steps after a slow first one).", group="device")
     seed: int = _f(0, "Random seed: same seed + same config = same run.", group="device")
     # --- run ---

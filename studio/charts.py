@@ -15,6 +15,7 @@ PRETTY = {
     "r1": "R1 penalty", "loss/r1": "R1 penalty", "d/real": "D(x) — real", "d/fake": "D(G(z)) — fake",
     "grad/g": "G grad norm", "grad/d": "D grad norm", "lr/g": "G learning rate", "lr/d": "D learning rate",
     "perf/img_per_s": "images / s", "perf/sec_per_step": "s / step", "mem/peak_gb": "peak memory (GB)",
+    "perf/threads": "CPU threads",
 }
 
 

@@ -143,17 +143,23 @@ class TextbookSide:
 
 class OursSide:
     def __init__(self, cfg: TrainConfig, dataset, device: torch.device, name: str = "ours",
-                 threads: int | None = None, fast_path: bool = True, shared_cpu: bool = False):
+                 fast_path: bool = True, shared_cpu: bool = False):
         from ..train import Trainer
         self.name = name
         self.t = Trainer(cfg, dataset, device=device, fast_path=fast_path, shared_cpu=shared_cpu)
         self.batch = cfg.batch_size
-        self.threads = threads or self.t.threads
         self.device = device
 
+    @property
+    def threads(self) -> str | int | None:
+        """What the report shows: a fixed count, or 'auto' with where the tuner stands now."""
+        tu = self.t.thread_tuner
+        if tu is None:
+            return self.t.threads
+        return f"auto {'/'.join(map(str, tu.candidates))}: now {tu.current}, {tu.switches} switches"
+
     def iterate(self, n: int) -> int:
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        self.t.apply_threads()  # the textbook side resets the process to the default count
         out = {}
         for _ in range(n):
             out = self.t.step()
@@ -237,7 +243,16 @@ VARIANTS = {
     "plain": ({}, {"fast_path": False}),
     "compile": ({"compile": True}, {}),
     "threads1": ({"threads": 1}, {}),
+    "threads-all": ({"threads": -1}, {}),  # -1: replaced by the machine's physical cores
 }
+
+
+def variant_overrides(v: str) -> tuple[dict, dict]:
+    from ..train.device import physical_cores
+    ov, kw = VARIANTS[v]
+    if ov.get("threads") == -1:
+        ov = {**ov, "threads": physical_cores()}
+    return ov, kw
 
 
 def bench_config(folder: Path, resolution: int, batch: int, device: torch.device, rounds: int, round_s: float,
@@ -249,7 +264,7 @@ def bench_config(folder: Path, resolution: int, batch: int, device: torch.device
     sides: list = [tb, OursSide(cfg, ds, device)]
     compile_s = {}
     for v in variants:
-        ov, kw = VARIANTS[v]
+        ov, kw = variant_overrides(v)
         s = OursSide(ours_config(folder, resolution, batch, {**overrides, **ov}), ds, device, name=f"ours-{v}", **kw)
         if ov.get("compile"):
             t0 = time.perf_counter()
@@ -394,14 +409,19 @@ class Load:
 
 def bench_contention(folder: Path, resolution: int, batch: int, device: torch.device, kind: str, rounds: int,
                      round_s: float, default_threads: int, overrides: dict, runs_dir: str | Path) -> dict[str, Any]:
-    """Throughput with the load on vs off, for the textbook loop and ours with 1 and 2 threads."""
+    """Throughput with the load on vs off: the textbook loop, ours with the default (adaptive)
+    threads as the studio starts it, and ours pinned to 1 thread and to all cores."""
     from ..data import load_dataset
     from ..train.setup import create_run
     ds = load_dataset(str(folder), resolution, channels=3)
     cfg = ours_config(folder, resolution, batch, overrides)
     tb = TextbookSide(folder, resolution, batch, device, default_threads)
-    studio = OursSide(cfg, ds, device, name="ours-studio", shared_cpu=True)
-    sides = [tb, studio, OursSide(cfg, ds, device, name="ours-headless")]
+    sides = [tb, OursSide(cfg, ds, device, name="ours", shared_cpu=True)]
+    if device.type == "cpu":
+        for v in ("threads1", "threads-all"):
+            ov, kw = variant_overrides(v)
+            sides.append(OursSide(ours_config(folder, resolution, batch, {**overrides, **ov}), ds, device,
+                                  name=f"ours-{v}", **kw))
     run_dir = None
     if kind == "studio":  # a run folder for the Monitor page to show
         run_dir = create_run(cfg.replace(name="bench-speed-load"), runs_dir, dataset=ds).store.path
@@ -412,7 +432,11 @@ def bench_contention(folder: Path, resolution: int, batch: int, device: torch.de
         load.close()
         tb.close()
     res["kept"] = {s.name: _ratio(res, f"{s.name}@load", s.name) for s in sides}
+    if "ours-threads-all" in res:  # under load vs the fastest fixed setting without load
+        res["vs_headless_all_threads"] = _ratio(res, "ours@load", "ours-threads-all")
     res["threads"] = {s.name: s.threads for s in sides}
+    tuner = sides[1].t.thread_tuner
+    res["tuner"] = tuner.summary() if tuner else None
     res["load"], res["resolution"], res["batch"] = kind, resolution, batch
     return res
 
@@ -496,6 +520,12 @@ def to_markdown(r: dict[str, Any]) -> str:
             L.append(f"| {name} | {ct['threads'][name]} | {_fmt(ct[name]['img_s'])} | {_fmt(ct[name + '@load']['img_s'])} "
                      f"| **{kept['median']:.2f}×** ({kept['min']:.2f}–{kept['max']:.2f}) "
                      f"| {ct[name]['cores']['median']:.2f} / {ct[name + '@load']['cores']['median']:.2f} |")
+        if ct.get("vs_headless_all_threads"):
+            v = ct["vs_headless_all_threads"]
+            L.append(f"\n- ours (adaptive threads) with the load on ÷ ours pinned to all cores with the load off: "
+                     f"**{v['median']:.2f}×** ({v['min']:.2f}–{v['max']:.2f})")
+        if ct.get("tuner"):
+            L.append(f"- thread tuner at the end: {ct['tuner']}")
     return "\n".join(L) + "\n"
 
 

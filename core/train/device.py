@@ -80,8 +80,8 @@ def physical_cores() -> int:
     return max(1, n)
 
 
-def choose_threads(cfg: TrainConfig, shared_cpu: bool) -> int:
-    """Intra-op threads for CPU training.
+def choose_threads(cfg: TrainConfig, shared_cpu: bool, cores: int | None = None) -> int:
+    """Intra-op threads for CPU training (with ``threads=0``, where the adaptive tuner starts).
 
     When the studio's server and browser share the CPU (``shared_cpu``), leave one core to them:
     with every core busy in training, any other activity stalls the OpenMP barrier and a step
@@ -89,7 +89,7 @@ def choose_threads(cfg: TrainConfig, shared_cpu: bool) -> int:
     """
     if cfg.threads:
         return cfg.threads
-    cores = physical_cores()
+    cores = cores or physical_cores()
     return max(1, cores - 1) if shared_cpu else cores
 
 

@@ -172,6 +172,8 @@ class LoopContext:
         row.update({"lr/g": t.opt_g.param_groups[0]["lr"], "lr/d": t.opt_d.param_groups[0]["lr"],
                     "perf/img_per_s": img_per_s, "perf/sec_per_step": sps, "epoch": t.sampler.epoch})
         row["mem/peak_gb"] = _peak_memory_gb(t.device)
+        if t.threads:
+            row["perf/threads"] = t.threads  # explains a throughput change when the thread count adapts
         self.window, self.window_n = {}, 0
         self.window_t0, self.window_step0 = now, t.step_count
         events = []
@@ -186,7 +188,7 @@ class LoopContext:
             self.event(ev.pop("type", "finding"), **ev)
         self.status(state="running", step=t.step_count, total_steps=cfg.steps, img_per_s=img_per_s,
                     sec_per_step=self.sec_per_step, eta_s=self.eta(), elapsed_s=self.active_s,
-                    images_seen=t.images_seen, epoch=t.sampler.epoch,
+                    images_seen=t.images_seen, epoch=t.sampler.epoch, threads=t.threads,
                     last={k: row.get(k) for k in ("loss/d", "loss/g", "d/real", "d/fake")})
         if nonfinite:
             raise Diverged(f"non-finite {' and '.join(nonfinite)} at step {t.step_count}")
@@ -208,14 +210,15 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
     Failures never propagate: they end the run as ``failed`` or ``diverged`` with a readable
     message in events.jsonl, and the last good checkpoint stays on disk.
     """
-    if t.threads:
-        torch.set_num_threads(t.threads)  # this may be a new thread: thread settings are per thread
+    t.apply_threads()  # this may be a new thread: thread settings are per thread
     ctx = LoopContext(t, should_stop, on_event)
     cfg = t.cfg
     ctx.status(state="running", step=t.step_count, total_steps=cfg.steps, device=str(t.device),
                precision=t.precision.label, threads=t.threads, message="")
     ctx.event("state", state="running", message=f"Training on {t.device} ({t.precision.label})"
-              + (f", {t.threads} CPU thread(s)" if t.threads else ""))
+              + (f", CPU threads adapt to the load ({'/'.join(map(str, t.thread_tuner.candidates))}, "
+                 f"starting with {t.threads})" if t.thread_tuner else
+                 f", {t.threads} CPU thread(s)" if t.threads else ""))
     final, message, tb = "finished", "Finished", None
     try:
         if t.store is not None and not (t.store.path / "reals.png").exists():

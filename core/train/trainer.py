@@ -14,6 +14,7 @@ from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penal
 from ..models import build_models
 from ..runs import RunStore
 from .device import choose_threads, pick_device, pick_precision, use_channels_last
+from .threads import make_thread_tuner
 from .ema import EMA
 from .sampler import TensorBatchSampler
 from .syncbn import bn_sync, convert_batchnorm
@@ -38,9 +39,9 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.device = device or pick_device(cfg.device)
         self.precision = pick_precision(cfg, self.device)
-        self.threads = choose_threads(cfg, shared_cpu) if self.device.type == "cpu" else None
-        if self.threads:
-            torch.set_num_threads(self.threads)  # per calling thread: the training thread sets its own
+        self.thread_tuner = make_thread_tuner(cfg, self.device, shared_cpu, world_size)
+        self._fixed_threads = choose_threads(cfg, shared_cpu) if self.device.type == "cpu" else None
+        self.apply_threads()
         torch.manual_seed(cfg.seed)
         self.num_classes = dataset.num_classes if cfg.conditional else 0
         self.G, self.D = build_models(cfg, dataset.channels, self.num_classes)
@@ -90,6 +91,19 @@ class Trainer:
         from .hooks import default_hooks
         self.log_hooks = default_hooks(self) if store is not None else []
 
+    # ------------------------------------------------------------------ threads
+    @property
+    def threads(self) -> int | None:
+        """CPU intra-op threads in use now (None off the CPU); with ``threads=0`` they adapt."""
+        return self.thread_tuner.current if self.thread_tuner else self._fixed_threads
+
+    def apply_threads(self) -> None:
+        """Set this trainer's thread count on the calling thread (thread settings are per thread)."""
+        if self.thread_tuner is not None:
+            self.thread_tuner.apply()
+        elif self._fixed_threads:
+            torch.set_num_threads(self._fixed_threads)
+
     # ------------------------------------------------------------------ build
     def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         cfg = self.cfg
@@ -130,8 +144,14 @@ class Trainer:
         cfg, out = self.cfg, {}
         self.G.train()
         self.D.train()
+        if self.thread_tuner is None:
+            with bn_sync(self.world_size > 1):
+                return self._step(cfg, out, want_grad_norms)
+        t0 = time.perf_counter()  # CPU only: the step is synchronous, so this is its real duration
         with bn_sync(self.world_size > 1):
-            return self._step(cfg, out, want_grad_norms)
+            out = self._step(cfg, out, want_grad_norms)
+        self.thread_tuner.record(time.perf_counter() - t0)
+        return out
 
     def _step(self, cfg: TrainConfig, out: dict, want_grad_norms: bool) -> dict[str, torch.Tensor]:
         real_target = 1.0 - cfg.label_smoothing

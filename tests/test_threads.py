@@ -1,0 +1,118 @@
+"""The adaptive CPU thread count: picks the faster count, follows load changes, stays put otherwise."""
+from __future__ import annotations
+
+import pytest
+
+from core.train import threads as T
+from core.train.threads import ThreadTuner, candidate_threads, make_thread_tuner
+
+
+class FakeCPU:
+    """Step times per thread count, switchable to simulate another process getting busy."""
+
+    def __init__(self, quiet: dict[int, float], busy: dict[int, float]):
+        self.times = {"quiet": quiet, "busy": busy}
+        self.mode = "quiet"
+        self.set_calls: list[int] = []
+
+    def setter(self, n: int) -> None:
+        self.set_calls.append(n)
+
+    def run(self, tuner: ThreadTuner, seconds: float) -> dict[int, float]:
+        """Step for ``seconds`` of step time; return the step time spent at each count."""
+        spent: dict[int, float] = {}
+        t = 0.0
+        while t < seconds:
+            dt = self.times[self.mode][tuner.current]
+            spent[tuner.current] = spent.get(tuner.current, 0.0) + dt
+            tuner.record(dt)
+            t += dt
+        return spent
+
+
+def test_candidates():
+    assert candidate_threads(1) == [1]
+    assert candidate_threads(2) == [1, 2]
+    assert candidate_threads(8) == [4, 7, 8]
+
+
+def test_picks_the_faster_count_and_mostly_stays_there():
+    cpu = FakeCPU(quiet={1: 0.16, 2: 0.10}, busy={1: 0.18, 2: 0.60})
+    tu = ThreadTuner([1, 2], start=1, setter=cpu.setter)
+    spent = cpu.run(tu, 600)
+    assert tu.current == 2
+    # Probing the slower count costs a small share once the winner is stable (holds grow to 160 s).
+    assert spent.get(1, 0) / 600 < 0.05
+    assert tu.hold_s == T.HOLD_MAX_S
+    assert tu.rates[2] == pytest.approx(10.0) and tu.rates[1] == pytest.approx(6.25)
+
+
+def test_load_appearing_moves_to_fewer_threads_within_seconds():
+    cpu = FakeCPU(quiet={1: 0.16, 2: 0.10}, busy={1: 0.18, 2: 0.60})
+    tu = ThreadTuner([1, 2], start=2, setter=cpu.setter)
+    cpu.run(tu, 300)
+    assert tu.current == 2
+    cpu.mode = "busy"
+    spent = cpu.run(tu, 10)  # one hold window (3 s) sees the drop, the probe takes ~2-3 s
+    assert tu.current == 1
+    spent = cpu.run(tu, 120)
+    assert spent.get(2, 0) / 120 < 0.1, spent  # re-checks of 2 threads under load stay short
+    # ... and when the load goes away, the next periodic probe brings all cores back.
+    cpu.mode = "quiet"
+    cpu.run(tu, T.HOLD_MAX_S + 10)
+    assert tu.current == 2
+
+
+def test_warm_up_step_after_a_switch_is_not_counted():
+    seen = []
+    tu = ThreadTuner([1, 2], start=2, setter=seen.append)
+    tu.record(100.0)  # first step ever: compile/alloc warm-up, ignored
+    for _ in range(T.MIN_STEPS):
+        tu.record(0.4)
+    assert tu.current == 1  # probe moved on to the other count
+    tu.record(50.0)          # its warm-up step, ignored
+    for _ in range(T.MIN_STEPS):
+        tu.record(0.5)
+    assert tu.rates == {2: pytest.approx(2.5), 1: pytest.approx(2.0)}
+    assert tu.current == 2
+
+
+def test_single_candidate_is_fixed():
+    seen = []
+    tu = ThreadTuner([1], setter=seen.append)
+    for _ in range(100):
+        tu.record(0.1)
+    assert not tu.adaptive and tu.current == 1 and seen == [1] and tu.switches == 0
+
+
+def test_trainer_gets_a_tuner_only_for_auto_threads_on_a_multicore_cpu(tiny_cfg, monkeypatch):
+    import torch
+    monkeypatch.setattr(T, "physical_cores", lambda: 4)
+    cpu = torch.device("cpu")
+    assert make_thread_tuner(tiny_cfg.replace(threads=1), cpu, shared_cpu=False) is None
+    assert make_thread_tuner(tiny_cfg.replace(threads=0), cpu, shared_cpu=False, world_size=2) is None
+    tu = make_thread_tuner(tiny_cfg.replace(threads=0), cpu, shared_cpu=True)
+    assert tu is not None and tu.candidates == [2, 3, 4] and tu.current == 3  # studio: one core left free
+    monkeypatch.setattr(T, "physical_cores", lambda: 1)
+    assert make_thread_tuner(tiny_cfg.replace(threads=0), cpu, shared_cpu=False) is None
+
+
+def test_training_with_auto_threads_logs_the_count(tiny_cfg, tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from core.train.setup import create_run
+
+    monkeypatch.setattr(T, "physical_cores", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        tr = create_run(tiny_cfg.replace(threads=0), tmp_path)
+        assert tr.thread_tuner is not None
+        assert tr.run() == "finished"
+        lines = [json.loads(x) for x in (tr.store.path / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        assert lines and all(r["perf/threads"] in (1, 2) for r in lines)
+        st = json.loads((tr.store.path / "status.json").read_text())
+        assert st["threads"] in (1, 2)
+    finally:
+        torch.set_num_threads(before)

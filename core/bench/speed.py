@@ -13,11 +13,6 @@ Results are printed as JSON and appended to docs/benchmarks.md.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,8 +24,9 @@ from typing import Any
 import torch
 
 from ..config import TrainConfig, parse_overrides
-from . import procstat
+from .load import Load
 from .procstat import Meter, Span, load_average
+from .report import append_doc, fmt, machine_description, ratio, summary, to_markdown
 
 DEFAULT_IMAGES = 10_000
 FULL_CONFIGS = ((64, 64), (64, 128), (32, 64), (32, 128))
@@ -65,11 +61,22 @@ def export_fashion_pngs(n: int = DEFAULT_IMAGES, root: str | Path | None = None)
 def resolve_folder(data: str | None, images: int) -> Path:
     if data is None or data.strip().lower() == "fashion-mnist":
         return export_fashion_pngs(images)
-    p = Path(data).expanduser()
+    p = Path(data).expanduser().resolve()
     if not p.is_dir():
-        raise SystemExit(f"--data: {data} is not a folder (give an image folder with class subfolders, "
-                         "as torchvision's ImageFolder needs, or 'fashion-mnist')")
-    return p
+        raise SystemExit(f"--data: {data} is not a folder (give an image folder, or 'fashion-mnist')")
+    if any(c.is_dir() for c in p.iterdir()):
+        return p
+    # A flat folder: torchvision's ImageFolder (the baseline) needs class subfolders, so both loops
+    # read it through a wrapper folder whose single class is a link to it.
+    import hashlib
+
+    from ..data import default_cache_dir
+    wrap = default_cache_dir() / "bench" / f"flat-{hashlib.sha1(str(p).encode()).hexdigest()[:12]}"
+    wrap.mkdir(parents=True, exist_ok=True)
+    link = wrap / "images"
+    if not link.is_symlink():
+        link.symlink_to(p, target_is_directory=True)
+    return wrap
 
 
 # ------------------------------------------------------------------ ceiling and FLOPs
@@ -94,8 +101,8 @@ def measure_ceiling(device: torch.device, dtype: torch.dtype = torch.float32) ->
     w = torch.randn(2 * c, c, 3, 3, device=device, dtype=dtype)
     conv_flops = 2 * b * (2 * c) * h * h * c * 9
     best = float("inf")
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        xf, wf = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xf, wf = x.contiguous(memory_format=layout), w.contiguous(memory_format=layout)
         best = min(best, _best_time(lambda: torch.nn.functional.conv2d(xf, wf, padding=1), sync=sync))
     n = 8192 if big else 2048
     a, bm = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
@@ -179,10 +186,6 @@ def _timed(side, n: int) -> tuple[float, Span]:
     return imgs / m.span.wall_s, m.span
 
 
-def _summary(xs: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs else {}
-
-
 def alternate(sides: list, rounds: int, round_s: float, warmup: int = 2,
               toggle: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Warm every side up, then ``rounds`` rounds; the order of sides flips every round.
@@ -217,15 +220,9 @@ def alternate(sides: list, rounds: int, round_s: float, warmup: int = 2,
         toggle(0)
     out = {"iters_per_round": n_of, "first_iters_s": {k: v[1] for k, v in per_iter.items()}}
     for key, v in res.items():
-        out[key] = {"img_s": _summary(v["img_s"]), "cores": _summary(v["cores"]),
-                    "machine_cores": _summary(v["machine"]), "rounds": [round(x, 2) for x in v["img_s"]]}
+        out[key] = {"img_s": summary(v["img_s"]), "cores": summary(v["cores"]),
+                    "machine_cores": summary(v["machine"]), "rounds": [round(x, 2) for x in v["img_s"]]}
     return out
-
-
-def _ratio(res: dict, b: str, a: str) -> dict[str, float]:
-    """Per-round ratios b/a (rounds are paired in time), summarised."""
-    rb, ra = res[b]["rounds"], res[a]["rounds"]
-    return _summary([x / y for x, y in zip(rb, ra) if y > 0])
 
 
 # ------------------------------------------------------------------ ours config
@@ -278,7 +275,7 @@ def bench_config(folder: Path, resolution: int, batch: int, device: torch.device
     finally:
         tb.close()
     res["flops_per_iter"] = flops
-    res["ratio"] = {s.name: _ratio(res, s.name, "textbook") for s in sides[1:]}
+    res["ratio"] = {s.name: ratio(res, s.name, "textbook") for s in sides[1:]}
     res["ratio_median_of_medians"] = res["ours"]["img_s"]["median"] / res["textbook"]["img_s"]["median"]
     res["gflops_achieved"] = {k: res[k]["img_s"]["median"] / batch * flops[k] / 1e9 for k in flops}
     res["threads"] = {s.name: s.threads for s in sides}
@@ -327,86 +324,6 @@ def first_sample_time(folder: Path, runs_dir: str | Path, resolution: int = 32, 
             "run_dir": str(trainer.store.path), "threads": trainer.threads}
 
 
-# ------------------------------------------------------------------ competing load
-class Load:
-    """A competing load switched on and off with SIGCONT/SIGSTOP between rounds.
-
-    busy: one Python process spinning on one core (a browser tab busy rendering, a scan, ...).
-    studio: the studio's Streamlit server + headless Chromium showing the Monitor page of a run.
-    """
-
-    def __init__(self, kind: str, run_dir: Path | None = None):
-        self.kind, self.procs, self.on = kind, [], True
-        if kind == "busy":
-            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True))
-        elif kind == "studio":
-            self._start_studio(run_dir)
-        else:
-            raise ValueError(f"unknown load {kind!r}; valid: busy, studio")
-        procstat.EXCLUDE.update(p.pid for p in self.procs)  # their CPU time is the load's, not ours
-
-    def _start_studio(self, run_dir: Path | None) -> None:
-        import shutil
-        import socket
-        root = Path(__file__).resolve().parents[2]
-        browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-        if browser is None:
-            raise RuntimeError("--load studio needs chromium on PATH")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = dict(os.environ, GAN_STUDIO_RUNS_DIR=str(run_dir.parent if run_dir else Path("runs").resolve()),
-                   PYTHONPATH=str(root))
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(root / "studio" / "app.py"), "--server.address",
-             "127.0.0.1", "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType",
-             "none", "--browser.gatherUsageStats", "false"], cwd=str(root), env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        url = f"http://localhost:{port}/monitor" + (f"?run={run_dir.name}" if run_dir else "")
-        self.profile = tempfile.mkdtemp(prefix="gs-bench-chromium-")
-        self.procs.append(subprocess.Popen(
-            [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--user-data-dir={self.profile}", "--remote-debugging-port=0", url],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(15)  # let the page load and its live fragments start refreshing
-
-    def set(self, on: int) -> None:
-        if bool(on) == self.on:
-            return
-        for p in self.procs:
-            try:
-                os.killpg(p.pid, signal.SIGCONT if on else signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-        self.on = bool(on)
-        if on:
-            time.sleep(0.3)  # let the load get going before the clock starts
-
-    def close(self) -> None:
-        self.set(1)
-        for p in self.procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        procstat.EXCLUDE.difference_update(p.pid for p in self.procs)
-        if getattr(self, "profile", None):
-            import shutil
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
 def bench_contention(folder: Path, resolution: int, batch: int, device: torch.device, kind: str, rounds: int,
                      round_s: float, default_threads: int, overrides: dict, runs_dir: str | Path) -> dict[str, Any]:
     """Throughput with the load on vs off: the textbook loop, ours with the default (adaptive)
@@ -431,110 +348,14 @@ def bench_contention(folder: Path, resolution: int, batch: int, device: torch.de
     finally:
         load.close()
         tb.close()
-    res["kept"] = {s.name: _ratio(res, f"{s.name}@load", s.name) for s in sides}
+    res["kept"] = {s.name: ratio(res, f"{s.name}@load", s.name) for s in sides}
     if "ours-threads-all" in res:  # under load vs the fastest fixed setting without load
-        res["vs_headless_all_threads"] = _ratio(res, "ours@load", "ours-threads-all")
+        res["vs_headless_all_threads"] = ratio(res, "ours@load", "ours-threads-all")
     res["threads"] = {s.name: s.threads for s in sides}
     tuner = sides[1].t.thread_tuner
     res["tuner"] = tuner.summary() if tuner else None
     res["load"], res["resolution"], res["batch"] = kind, resolution, batch
     return res
-
-
-# ------------------------------------------------------------------ report
-def machine_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        return f"{p.name} ({p.total_memory / 2**30:.0f} GiB), torch {torch.__version__}"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    from ..train.device import physical_cores
-    return (f"{model}, {os.cpu_count()} logical / {physical_cores()} physical cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} default intra-op threads, Python {platform.python_version()}")
-
-
-def _fmt(s: dict, nd: int = 1) -> str:
-    if not s:
-        return "-"
-    return f"{s['median']:.{nd}f} ({s['min']:.{nd}f}–{s['max']:.{nd}f})"
-
-
-def to_markdown(r: dict[str, Any]) -> str:
-    L = [f"\n## Speed: ours vs the textbook DCGAN loop — {r['date']}{' (quick)' if r['quick'] else ''}\n",
-         f"- Machine: {r['machine']} ({r['device']})",
-         f"- Data: `{r['folder']}` ({r['images']} images, exported as PNG; both sides read it as 3-channel)",
-         f"- Load average (1 min) at start / end: {r['load_start']:.2f} / {r['load_end']:.2f}"
-         + ("  — **contended: other processes were busy; see the 'others' column**"
-            if max(r['load_start'], r['load_end']) >= 1.5 else "  (quiet)"),
-         f"- Ceiling (fp32, same run): conv {r['ceiling']['conv_gflops']:.0f} GFLOP/s, "
-         f"matmul {r['ceiling']['matmul_gflops']:.0f} GFLOP/s (best of readings at start, before each configuration, at end)"
-         + (f"; bf16: conv {r['ceiling']['conv_gflops_bf16']:.0f}, matmul {r['ceiling']['matmul_gflops_bf16']:.0f} "
-            "GFLOP/s (the efficiency column uses the bf16 conv ceiling)" if "conv_gflops_bf16" in r["ceiling"] else ""),
-         f"- {r['rounds']} alternating rounds of ~{r['round_s']:g} s per side after warm-up; "
-         "images/s as median (min–max); ratio = median of per-round ratios",
-         f"- Command: `{r['command']}`", "",
-         "| res | batch | textbook img/s | ours img/s | ours ÷ textbook | GFLOP/iter (tb / ours) | ours GFLOP/s "
-         "| ours ÷ conv ceiling | cores used (tb / ours) | others busy (cores) |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in r["configs"]:
-        fl = c["flops_per_iter"]
-        L.append(f"| {c['resolution']} | {c['batch']} | {_fmt(c['textbook']['img_s'])} | {_fmt(c['ours']['img_s'])} "
-                 f"| **{c['ratio']['ours']['median']:.2f}×** ({c['ratio']['ours']['min']:.2f}–"
-                 f"{c['ratio']['ours']['max']:.2f}) | {fl['textbook'] / 1e9:.1f} / {fl['ours'] / 1e9:.1f} "
-                 f"| {c['gflops_achieved']['ours']:.0f} | {c['gflops_achieved']['ours'] / r['ceiling'].get('conv_gflops_bf16', r['ceiling']['conv_gflops']):.0%} "
-                 f"| {c['textbook']['cores']['median']:.2f} / {c['ours']['cores']['median']:.2f} "
-                 f"| {max(0.0, c['ours']['machine_cores']['median'] - c['ours']['cores']['median']):.2f} |")
-    extra = [(c, k) for c in r["configs"] for k in c["ratio"] if k != "ours"]
-    if extra:
-        L += ["", "Variants of ours timed in the same rounds (ratio to the textbook loop):", "",
-              "| res | batch | variant | img/s | ÷ textbook | ÷ ours (default) | cores | compile time |",
-              "|---|---|---|---|---|---|---|---|"]
-        for c, k in extra:
-            rel = _ratio(c, k, "ours")
-            L.append(f"| {c['resolution']} | {c['batch']} | {k} | {_fmt(c[k]['img_s'])} | {c['ratio'][k]['median']:.2f}× "
-                     f"| {rel['median']:.2f}× | {c[k]['cores']['median']:.2f} "
-                     f"| {('%.0f s' % c['compile_s'][k]) if k in c['compile_s'] else '-'} |")
-    fs, sc = r.get("first_sample"), r.get("scan")
-    L.append("")
-    if fs:
-        L.append(f"- Start → first sample grid at 32×32 (create_run + run() in a thread, studio thread policy, "
-                 f"{fs['threads']} thread): **{fs['first_sample_s']:.2f} s** (create_run {fs['create_run_s']:.2f} s; "
-                 f"first metrics row, i.e. step 1 done: {fs['first_metrics_row_s'] or float('nan'):.2f} s)")
-    if sc:
-        L.append(f"- Scan + decode + cache of the folder ({sc['images']} images, 32 px): cold {sc['cold_s']:.2f} s, "
-                 f"warm {sc['warm_s']:.2f} s")
-    ct = r.get("contention")
-    if ct:
-        L += ["", f"Competing load `{ct['load']}` switched on/off (SIGSTOP/SIGCONT) between alternating rounds, "
-              f"{ct['resolution']}×{ct['resolution']} batch {ct['batch']}:", "",
-              "| loop | threads | img/s, load off | img/s, load on | kept (on ÷ off) | cores used off / on |",
-              "|---|---|---|---|---|---|"]
-        for name, kept in ct["kept"].items():
-            L.append(f"| {name} | {ct['threads'][name]} | {_fmt(ct[name]['img_s'])} | {_fmt(ct[name + '@load']['img_s'])} "
-                     f"| **{kept['median']:.2f}×** ({kept['min']:.2f}–{kept['max']:.2f}) "
-                     f"| {ct[name]['cores']['median']:.2f} / {ct[name + '@load']['cores']['median']:.2f} |")
-        if ct.get("vs_headless_all_threads"):
-            v = ct["vs_headless_all_threads"]
-            L.append(f"\n- ours (adaptive threads) with the load on ÷ ours pinned to all cores with the load off: "
-                     f"**{v['median']:.2f}×** ({v['min']:.2f}–{v['max']:.2f})")
-        if ct.get("tuner"):
-            L.append(f"- thread tuner at the end: {ct['tuner']}")
-    return "\n".join(L) + "\n"
-
-
-def append_doc(doc: Path, text: str) -> None:
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    if not doc.exists():
-        doc.write_text("# Benchmarks\n", encoding="utf-8")
-    with open(doc, "a", encoding="utf-8") as f:
-        f.write(text)
 
 
 # ------------------------------------------------------------------ entry points
@@ -543,6 +364,7 @@ def run_speed(data: str | None = None, quick: bool = False, runs_dir: str | Path
               configs: tuple | None = None, variants: list[str] | None = None, load: str = "busy",
               images: int = DEFAULT_IMAGES, doc: str | Path | None = "docs/benchmarks.md",
               device: str = "auto", parts: tuple[str, ...] = ("scan", "first", "speed", "load"),
+              load_config: tuple[int, int] = (32, 64),
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
     from ..train.device import pick_device
     overrides = dict(overrides or {})
@@ -576,12 +398,12 @@ def run_speed(data: str | None = None, quick: bool = False, runs_dir: str | Path
             ceilings.append(_ceilings(dev))  # re-measured often: on a shared machine one reading can be low
             c = bench_config(folder, res, batch, dev, rounds, round_s, default_threads, overrides, variants or [])
             r["configs"].append(c)
-            log(f"speed:   textbook {_fmt(c['textbook']['img_s'])} img/s, ours {_fmt(c['ours']['img_s'])} img/s, "
+            log(f"speed:   textbook {fmt(c['textbook']['img_s'])} img/s, ours {fmt(c['ours']['img_s'])} img/s, "
                 f"ratio {c['ratio']['ours']['median']:.2f}")
     if "load" in parts and load != "none" and dev.type == "cpu":
         log(f"speed: competing load {load} ...")
-        r["contention"] = bench_contention(folder, 32, 64, dev, load, rounds, round_s, default_threads, overrides,
-                                           runs_dir)
+        r["contention"] = bench_contention(folder, *load_config, dev, load, rounds, round_s, default_threads,
+                                           overrides, runs_dir)
         log(f"speed:   kept {r['contention']['kept']}")
     torch.set_num_threads(default_threads)
     ceilings.append(_ceilings(dev))

@@ -90,7 +90,7 @@ def _train(trainer, quiet: bool = False) -> int:
     store.write_status = write_status
 
     def on_event(ev):
-        if ev.get("type") in ("finding", "warning", "error", "diverged"):
+        if ev.get("type") in ("finding", "warning", "error", "diverged", "rollback"):
             msg = ev.get("message") or (f"{ev.get('kind')} ({ev.get('severity')}, {ev.get('status')}): "
                                         f"{ev.get('suggestion') or ev.get('explanation', '')}")
             print(f"\n[{ev['type']} at step {ev.get('step')}] {msg}", file=sys.stderr)

@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 D_NORMS = ("auto", "batch", "layer", "none")
 DIFFAUG_POLICIES = ("translation", "cutout", "color")
 EVAL_METRICS = ("swd", "fid", "kid")
+ON_DIVERGE = ("stop", "rollback")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -73,6 +74,9 @@ class TrainConfig:
     eval_samples: int = _f(512, "Generated images per periodic evaluation (more = steadier score, slower).", group="schedule")
     eval_metric: str = _f("swd", "Primary quality metric for best.pt: swd (no downloads), or fid/kid (need the Inception weights; slow on a CPU).", group="schedule", choices=EVAL_METRICS)
     keep_checkpoints: int = _f(3, "How many periodic checkpoints to keep (the newest ones; best.pt is kept separately).", group="schedule")
+    on_diverge: str = _f("stop", "When losses or weights become NaN/infinite: stop (end as diverged and suggest a fix) or rollback "
+                         "(once per run: reload the last good checkpoint, divide both learning rates by 4, continue).",
+                         group="schedule", choices=ON_DIVERGE)
     # --- device / precision ---
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", group="device")
     precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", group="device", choices=PRECISIONS)
@@ -127,6 +131,7 @@ class TrainConfig:
         need(self.eval_every >= 0, "eval_every", "must be >= 0 (0 = off)")
         need(16 <= self.eval_samples <= 50000, "eval_samples", "must be between 16 and 50000")
         need(self.eval_metric in EVAL_METRICS, "eval_metric", f"must be one of {', '.join(EVAL_METRICS)}")
+        need(self.on_diverge in ON_DIVERGE, "on_diverge", f"must be one of {', '.join(ON_DIVERGE)}")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.device == "auto" or self.device in ("cpu", "mps", "cuda") or self.device.startswith("cuda:"),
              "device", f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")

@@ -226,49 +226,13 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
                                fsync=False)
         if t.step_count == 0 or not any(t.store.samples_dir.glob("*.png") if t.store else []):
             ctx.sample()
-        last_tick = time.perf_counter()
-        # Under DDP the decision is a broadcast: take it every few steps, not every step.
-        decide_every = 1 if t.world_size == 1 else 10
-        while t.step_count < cfg.steps:
-            if ctx.paused or t.step_count % decide_every == 0:
-                stop, paused, ckpt = ctx.decide()
-                if ckpt:
-                    ctx.checkpoint(reason="requested")
-                if stop:
-                    if cfg.minutes > 0 and ctx.active_s >= cfg.minutes * 60 and not ctx.stop_requested:
-                        break  # the time budget is used up: this is a normal finish
-                    final, message = "stopped", f"Stopped by the user at step {t.step_count}"
-                    break
-                if paused:
-                    time.sleep(0.2)
-                    last_tick = time.perf_counter()
-                    ctx.window_t0 = last_tick  # a pause must not count as slow steps
-                    ctx.heartbeat()
-                    continue
-            want_norms = (t.step_count + 1) % cfg.log_every == 0
-            out = t.step(want_grad_norms=want_norms)
-            for k, v in out.items():
-                ctx.window[k] = ctx.window[k] + v if (k in ctx.window and not k.startswith("grad/")) else v
-            ctx.window_n += 1
-            now = time.perf_counter()
-            ctx.active_s += now - last_tick
-            last_tick = now
-            s = t.step_count
-            if s % cfg.log_every == 0 or s == 1:
-                ctx.log()
-            if s % cfg.sample_every == 0:
-                ctx.sample()
-            if s % cfg.checkpoint_every == 0:
-                ctx.checkpoint()
-            ctx.heartbeat()
-        if ctx.window_n:
-            ctx.log()
-        if final == "finished" and cfg.minutes > 0 and t.step_count < cfg.steps:
-            message = f"Time budget of {cfg.minutes:g} min used at step {t.step_count}"
-        if ctx.last_sample_step != t.step_count:
-            ctx.sample()
-        if ctx.last_ckpt_step != t.step_count:
-            ctx.checkpoint(reason="final")
+        while True:
+            try:
+                final, message = _train(t, ctx, final, message)
+                break
+            except Diverged as e:
+                if not _roll_back(t, ctx, e):
+                    raise
     except Diverged as e:
         final = "diverged"
         message = (f"Training diverged: {e}. Lower the learning rates (lr_g, lr_d) by 2-10x, "
@@ -315,6 +279,87 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
         t.store.close()
     t.last_message = message if tb is None else f"{message}\n{tb}"
     return final
+
+
+def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[str, str]:
+    """Steps until done or stopped; returns (final state, message)."""
+    cfg = t.cfg
+    last_tick = time.perf_counter()
+    # Under DDP the decision is a broadcast: take it every few steps, not every step.
+    decide_every = 1 if t.world_size == 1 else 10
+    while t.step_count < cfg.steps:
+        if ctx.paused or t.step_count % decide_every == 0:
+            stop, paused, ckpt = ctx.decide()
+            if ckpt:
+                ctx.checkpoint(reason="requested")
+            if stop:
+                if cfg.minutes > 0 and ctx.active_s >= cfg.minutes * 60 and not ctx.stop_requested:
+                    break  # the time budget is used up: this is a normal finish
+                final, message = "stopped", f"Stopped by the user at step {t.step_count}"
+                break
+            if paused:
+                time.sleep(0.2)
+                last_tick = time.perf_counter()
+                ctx.window_t0 = last_tick  # a pause must not count as slow steps
+                ctx.heartbeat()
+                continue
+        want_norms = (t.step_count + 1) % cfg.log_every == 0
+        out = t.step(want_grad_norms=want_norms)
+        for k, v in out.items():
+            ctx.window[k] = ctx.window[k] + v if (k in ctx.window and not k.startswith("grad/")) else v
+        ctx.window_n += 1
+        now = time.perf_counter()
+        ctx.active_s += now - last_tick
+        last_tick = now
+        s = t.step_count
+        if s % cfg.log_every == 0 or s == 1:
+            ctx.log()
+        if s % cfg.sample_every == 0:
+            ctx.sample()
+        if s % cfg.checkpoint_every == 0:
+            ctx.checkpoint()
+        ctx.heartbeat()
+    if ctx.window_n:
+        ctx.log()
+    if final == "finished" and cfg.minutes > 0 and t.step_count < cfg.steps:
+        message = f"Time budget of {cfg.minutes:g} min used at step {t.step_count}"
+    if ctx.last_sample_step != t.step_count:
+        ctx.sample()
+    if ctx.last_ckpt_step != t.step_count:
+        ctx.checkpoint(reason="final")
+    return final, message
+
+
+def _roll_back(t: "Trainer", ctx: LoopContext, err: Diverged) -> bool:
+    """``on_diverge=rollback``: once per run, reload the last good checkpoint with both learning
+    rates divided by 4 and carry on. False (the run then ends as diverged) if not enabled, already
+    used, distributed (every rank would have to agree), or no finite checkpoint exists."""
+    from .checkpoint import latest_valid_checkpoint, state_is_finite
+    if t.cfg.on_diverge != "rollback" or t.extra_state.get("rolled_back_at") or t.store is None or t.world_size > 1:
+        return False
+    found = latest_valid_checkpoint(t.store.checkpoints_dir)
+    if found is None or not all(state_is_finite(found[1][k]) for k in ("G", "D")):
+        return False
+    path, state = found
+    diverged_at = t.step_count
+    t.load_state_dict(state)
+    for opt in (t.opt_g, t.opt_d):
+        for group in opt.param_groups:
+            group["lr"] = group["lr"] / 4  # kept by later checkpoints, so a resume continues with it
+    t.extra_state["rolled_back_at"] = diverged_at
+    # Metrics past the checkpoint belong to the abandoned trajectory; the appender must reopen
+    # on the rewritten file.
+    t.store.close()
+    t.store.truncate_metrics_after(t.step_count)
+    ctx.window, ctx.window_n = {}, 0
+    ctx.window_t0, ctx.window_step0 = time.perf_counter(), t.step_count
+    ctx.last_ckpt_step = t.step_count
+    lrs = f"lr_g={t.opt_g.param_groups[0]['lr']:.3g}, lr_d={t.opt_d.param_groups[0]['lr']:.3g}"
+    ctx.event("rollback", diverged_at=diverged_at, checkpoint=f"checkpoints/{path.name}", message=(
+        f"Diverged at step {diverged_at} ({err}); rolled back to step {t.step_count} ({path.name}) and "
+        f"continued with both learning rates divided by 4 ({lrs}). This happens once per run."))
+    ctx.status(state="running", step=t.step_count, message=f"Rolled back to step {t.step_count} after a divergence")
+    return True
 
 
 def _mean_across_ranks(window: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

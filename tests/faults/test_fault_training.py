@@ -191,6 +191,64 @@ def test_nonfinite_weights_at_a_sample_step_end_as_diverged(tmp_path, monkeypatc
     assert_all_checkpoints_valid_and_finite(t.store.path)
 
 
+def _poison_at(t, monkeypatch, steps: set[int]) -> None:
+    """Make G's weights NaN right after each step in ``steps`` (a divergence the loop must catch)."""
+    real_step = t.step
+
+    def step(**kw):
+        out = real_step(**kw)
+        if t.step_count in steps:
+            steps.discard(t.step_count)
+            with torch.no_grad():
+                next(t.G.parameters()).fill_(float("nan"))
+        return out
+    monkeypatch.setattr(t, "step", step)
+
+
+def test_on_diverge_rollback_reloads_the_last_good_checkpoint_once_with_lower_lr(tmp_path, monkeypatch):
+    """on_diverge=rollback: weights poisoned after step 7 (NaN losses at step 8) roll back to step 6 with lr/4 and the run finishes;
+    metrics never show a step twice; the lowered lr is in later checkpoints (so resume keeps it)."""
+    from core.train import create_run
+    cfg = tiny(steps=15, log_every=1, sample_every=3, checkpoint_every=3, on_diverge="rollback")
+    t = create_run(cfg, tmp_path)
+    _poison_at(t, monkeypatch, {7})
+    assert t.run() == "finished"
+    run = t.store.path
+    events = [e for e in read_jsonl(run / "events.jsonl")[0] if e["type"] == "rollback"]
+    assert len(events) == 1 and events[0]["diverged_at"] == 8 and events[0]["step"] == 6 and events[0]["checkpoint"].endswith(".pt")
+    assert "rolled back to step 6" in events[0]["message"]
+    steps = metric_steps(run)
+    assert steps == sorted(set(steps)) and steps[-1] == 15, steps  # rows 7.. of the bad branch were dropped
+    final = load_checkpoint(latest_valid_checkpoint(run / "checkpoints")[0])
+    assert final["opt_g"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_g / 4)
+    assert final["opt_d"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr_d / 4)
+    assert final["extra"]["rolled_back_at"] == 8
+    assert_all_checkpoints_valid_and_finite(run)
+
+
+def test_on_diverge_rollback_happens_only_once(tmp_path, monkeypatch):
+    """A second divergence after the rollback ends the run as diverged: it never loops."""
+    from core.train import create_run
+    t = create_run(tiny(steps=10**6, log_every=1, sample_every=3, checkpoint_every=3, on_diverge="rollback"),
+                   tmp_path)
+    _poison_at(t, monkeypatch, {7, 11})
+    t0 = time.monotonic()
+    assert t.run() == "diverged"
+    assert time.monotonic() - t0 < 60
+    kinds = [e["type"] for e in read_jsonl(t.store.path / "events.jsonl")[0]]
+    assert kinds.count("rollback") == 1 and "diverged" in kinds
+    assert_all_checkpoints_valid_and_finite(t.store.path)
+
+
+def test_on_diverge_rollback_without_a_checkpoint_stops(tmp_path, monkeypatch):
+    from core.train import create_run
+    t = create_run(tiny(steps=10**6, log_every=1, sample_every=50, checkpoint_every=50, on_diverge="rollback"),
+                   tmp_path)
+    _poison_at(t, monkeypatch, {2})
+    assert t.run() == "diverged"
+    assert not [e for e in read_jsonl(t.store.path / "events.jsonl")[0] if e["type"] == "rollback"]
+
+
 # ------------------------------------------------------------------ OOM in the job manager
 def test_injected_oom_fails_clearly_and_the_next_run_starts(tmp_path, monkeypatch):
     from core.jobs import JobManager

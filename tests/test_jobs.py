@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from polling import wait_for
+
 from core.jobs import JobBusy, JobManager
 from core.runs import load_run
-
-
-def wait_for(cond, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_start_is_idempotent_and_stop_ends_the_run(tiny_cfg, tmp_path):

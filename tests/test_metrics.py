@@ -110,6 +110,8 @@ def test_evaluate_with_custom_feature_net(no_inception):
 
 
 def test_inception_weights_lookup(no_inception, tmp_path, monkeypatch):
+    from core.metrics import inception_weights_available
+    assert not inception_weights_available()
     with pytest.raises(FeatureNetUnavailable, match="never downloaded"):
         find_inception_weights()
     with pytest.raises(FeatureNetUnavailable, match="the path you gave"):
@@ -117,7 +119,7 @@ def test_inception_weights_lookup(no_inception, tmp_path, monkeypatch):
     f = tmp_path / "w.pth"
     f.write_bytes(b"x")
     monkeypatch.setenv("GAN_STUDIO_INCEPTION_WEIGHTS", str(f))
-    assert find_inception_weights() == f
+    assert find_inception_weights() == f and inception_weights_available()
     from core.metrics import InceptionFeatures
     with pytest.raises(FeatureNetUnavailable, match="not a usable Inception weights file"):
         InceptionFeatures()  # a broken file is refused with a clear message, not a crash

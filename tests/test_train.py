@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from polling import wait_for
 
 from core.config import ConfigError, TrainConfig
 from core.runs import load_run, write_control
@@ -156,13 +157,6 @@ def test_control_file_pauses_checkpoints_and_stops(tiny_cfg, tmp_path):
     th.start()
     run = t.store.path
 
-    def wait_for(cond, timeout=30):
-        end = time.time() + timeout
-        while time.time() < end:
-            if cond():
-                return True
-            time.sleep(0.05)
-        return False
     assert wait_for(lambda: load_run(run).status.get("state") == "running" and load_run(run).step > 0)
     write_control(run, state="paused")
     assert wait_for(lambda: load_run(run).status.get("state") == "paused")

@@ -72,6 +72,15 @@ def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
         "(or pass --inception-weights). Until then only SWD (needs no weights) is computed.")
 
 
+def inception_weights_available(path: str | os.PathLike | None = None) -> bool:
+    """Whether FID/KID/IS can run here (the weights are on disk); never downloads, never raises."""
+    try:
+        find_inception_weights(path)
+        return True
+    except FeatureNetUnavailable:
+        return False
+
+
 class InceptionFeatures(FeatureNet):
     """The FID Inception-v3 (torch-fidelity's port of the TF graph used by the original FID code):
     2048-d pool features and 1008 unbiased logits, so FID/KID/IS are comparable with papers."""

@@ -8,11 +8,11 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+from polling import wait_for  # noqa: F401  (re-exported: the fault tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,15 +43,6 @@ def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """``python -m core ARGS`` in a fresh interpreter; never raises on a non-zero exit."""
     return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True,
                           env=env_for_child(), cwd=str(ROOT), timeout=timeout)
-
-
-def wait_for(cond, timeout: float = 120.0, every: float = 0.05) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(every)
-    return bool(cond())
 
 
 def kill9(proc: subprocess.Popen) -> None:

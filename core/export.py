@@ -16,22 +16,23 @@ import argparse
 import io
 import json
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .fsutil import atomic_write_bytes, read_jsonl
+# The bundle format and the model card live in their own modules; re-exported here so `core.export`
+# stays the one import path for everything export-related.
+from .export_bundle import (  # noqa: F401 - re-exported
+    BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, bundle_meta, find_bundle_in, is_bundle, load_bundle, read_bundle_meta,
+)
+from .export_card import evaluation_metrics, model_card, training_metrics  # noqa: F401 - re-exported
+from .fsutil import atomic_write_bytes
 from .generate import LoadedGenerator, load_generator
 from .train.checkpoint import CheckpointError
 
-BUNDLE_FORMAT = "gan-studio-generator"
-BUNDLE_VERSION = 1
 FORMATS = ("safetensors", "torchscript", "onnx")
 EXTENSIONS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
 FORMAT_HELP = {
@@ -48,10 +49,6 @@ class ExportError(ValueError):
     """An export that cannot be done (missing optional package, bad output path); the message says what to do."""
 
 
-class BundleError(CheckpointError):
-    """A file that is not a usable GAN Studio generator bundle; the message names the file."""
-
-
 @dataclass
 class ExportResult:
     fmt: str
@@ -62,113 +59,6 @@ class ExportResult:
     step: int
     parity: float | None = None      # ONNX/TorchScript: max |export - PyTorch| on a few latents
     notes: list[str] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------ bundle metadata
-def bundle_meta(g: LoadedGenerator) -> dict[str, Any]:
-    ds = {k: v for k, v in g.dataset.items() if k in ("source", "fingerprint", "count", "channels", "resolution",
-                                                       "class_names")}
-    return {
-        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-        "config": g.cfg.to_dict(), "channels": g.channels, "num_classes": g.num_classes,
-        "class_names": list(g.class_names), "latent_dim": g.latent_dim, "resolution": g.resolution,
-        "step": g.step, "uses_ema": g.uses_ema, "dataset": ds,
-        "source_run": g.run_dir.name if g.run_dir else None, "source_checkpoint": g.source.name,
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "inputs": {"z": f"float32 (B, {g.latent_dim}) ~ N(0, I)",
-                   **({"y": f"int64 (B,) class index in [0, {g.num_classes})"} if g.num_classes else {})},
-        "output": f"float32 (B, {g.channels}, {g.resolution}, {g.resolution}) in [-1, 1]",
-    }
-
-
-def _check_meta(meta: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} is not a GAN Studio generator bundle (no '{BUNDLE_FORMAT}' format marker); refusing to load it")
-    if int(meta.get("version", 0)) > BUNDLE_VERSION:
-        raise BundleError(f"{path} was written by a newer GAN Studio (bundle v{meta.get('version')}); update to load it")
-    for k in ("config", "channels", "num_classes", "step"):
-        if k not in meta:
-            raise BundleError(f"{path}: bundle metadata lacks '{k}'")
-    return meta
-
-
-def read_bundle_meta(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """(metadata, weights file) of a bundle given its .safetensors or .json file; BundleError otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise BundleError(f"bundle not found: {p}")
-    if p.suffix.lower() == ".json":
-        try:
-            meta = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BundleError(f"{p} is not readable JSON ({e})") from None
-        meta = _check_meta(meta, p)
-        wname = str(meta.get("weights") or (p.stem + ".safetensors"))
-        if Path(wname).name != wname or wname in ("", ".", ".."):
-            raise BundleError(f"{p}: 'weights' must name a file beside the JSON, got {wname!r}")
-        weights = p.with_name(wname)
-        if not weights.is_file():
-            raise BundleError(f"{p} names the weights file {weights.name}, which is missing")
-        return meta, weights
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            header = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise BundleError(f"{p} is not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                          "refusing to load it") from None
-    raw = header.get("bundle")
-    if raw is None:
-        side = p.with_suffix(".json")
-        if side.is_file():
-            return read_bundle_meta(side)[0], p
-        raise BundleError(f"{p} is a safetensors file but not a GAN Studio generator bundle (no bundle metadata)")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise BundleError(f"{p}: the bundle metadata is not valid JSON") from None
-    return _check_meta(meta, p), p
-
-
-def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedGenerator:
-    """Rebuild the generator from a bundle (.safetensors or its .json): registry + safetensors, no code from the file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .models import build_models
-    meta, weights = read_bundle_meta(path)
-    try:
-        cfg = TrainConfig.from_dict(meta["config"])
-        G, _ = build_models(cfg, int(meta["channels"]), int(meta["num_classes"]))
-        G.load_state_dict(load_file(str(weights), device=str(map_location)))
-    except SafetensorError as e:  # the JSON names a weights file that is not safetensors (e.g. a pickle)
-        raise BundleError(f"{weights} is not a safetensors file ({str(e).splitlines()[0] if str(e) else ''}); "
-                          "refusing to load it") from None
-    except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise BundleError(f"{weights} does not match the generator its config describes "
-                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    G.eval().requires_grad_(False)
-    ds = dict(meta.get("dataset") or {})
-    n = int(meta["num_classes"])
-    names = list(meta.get("class_names") or [])
-    if n and len(names) != n:
-        names = [str(i) for i in range(n)]
-    return LoadedGenerator(G, cfg, int(meta["step"]), int(meta["channels"]), n, weights, names if n else [],
-                           bool(meta.get("uses_ema")), None, ds, None)
-
-
-def find_bundle_in(folder: str | Path) -> Path | None:
-    """The single bundle (.safetensors with our metadata) in a folder, if exactly one."""
-    cands = sorted(Path(folder).glob("*.safetensors"))
-    return cands[0] if len(cands) == 1 else None
-
-
-def is_bundle(path: str | Path) -> bool:
-    try:
-        read_bundle_meta(path)
-        return True
-    except BundleError:
-        return False
 
 
 # ------------------------------------------------------------------ export wrappers
@@ -313,122 +203,6 @@ def onnx_parity(data: bytes | str | Path, g: LoadedGenerator) -> float | None:
     with torch.no_grad():
         ref = g.G(*x) if g.num_classes else g.G(x[0])
     return float(abs(out - ref.numpy()).max())
-
-
-# ------------------------------------------------------------------ model card
-_NOISE_PREFIXES = ("lr/", "perf/", "mem/", "epoch", "images_seen", "time", "step", "nonfinite")
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def training_metrics(run_dir: Path) -> list[tuple[str, float, Any]]:
-    """(name, last value, its step) of every logged scalar in metrics.jsonl (losses, D outputs, metric/*)."""
-    last: dict[str, tuple[float, Any]] = {}
-    for r in read_jsonl(run_dir / "metrics.jsonl")[0]:
-        for k, v in r.items():
-            if _is_num(v) and not k.startswith(_NOISE_PREFIXES):
-                last[k] = (v, r.get("step"))
-    return [(k, v, st) for k, (v, st) in last.items()]
-
-
-def evaluation_metrics(run_dir: Path, step: int) -> list[tuple[str, float, Any, Any]]:
-    """(label, value, std, step) per metric from evaluations.jsonl (``python -m core evaluate``), preferring
-    rows for the exported step, else the latest row of each metric."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in read_jsonl(run_dir / "evaluations.jsonl")[0]:
-        name, v = r.get("metric"), r.get("value")
-        if not isinstance(name, str) or not _is_num(v):
-            continue
-        label = name + (f" ({r['feature_net']}, n={r['n']})" if r.get("feature_net") and r.get("n") else "")
-        prev = best.get(label)
-        if prev is None or r.get("step") == step or prev.get("step") != step:
-            best[label] = r
-    return [(k, r["value"], r.get("std"), r.get("step")) for k, r in best.items()]
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | None = None) -> str:
-    """Markdown: what the model is, what it was trained on, how well, and how to load this export."""
-    from .models import count_parameters
-    cfg = g.cfg
-    ds = g.dataset
-    name = g.run_dir.name if g.run_dir else g.source.stem
-    lines = [f"# Generator: {name} (step {g.step:,})", "",
-             f"Exported {time.strftime('%Y-%m-%d %H:%M')} by GAN Studio as **{fmt}** "
-             f"from `{g.source.name}`{' (EMA weights)' if g.uses_ema else ''}.", "",
-             "## Model", "", "| Property | Value |", "|---|---|",
-             f"| Architecture | {cfg.arch} |", f"| Loss | {cfg.loss} |",
-             f"| Resolution | {g.resolution} x {g.resolution} px |",
-             f"| Channels | {g.channels} ({'greyscale' if g.channels == 1 else 'RGB'}) |",
-             f"| Latent size | {g.latent_dim} (z ~ N(0, I)) |",
-             f"| Conditional | {'yes, ' + str(g.num_classes) + ' classes: ' + ', '.join(g.class_names) if g.num_classes else 'no'} |",
-             f"| Generator parameters | {count_parameters(g.G, trainable_only=False):,} |",
-             f"| Training steps | {g.step:,} |",
-             f"| Output | float32 (B, {g.channels}, {g.resolution}, {g.resolution}) in [-1, 1]; "
-             f"uint8 = round((x + 1) * 127.5) |", "",
-             "## Data", "", "| Property | Value |", "|---|---|",
-             f"| Source | `{ds.get('source', cfg.data)}` |",
-             f"| Fingerprint | `{ds.get('fingerprint', 'unknown')}` |",
-             f"| Images | {ds.get('count', 'unknown'):,} |" if isinstance(ds.get("count"), int)
-             else "| Images | unknown |"]
-    if ds.get("class_names"):
-        lines.append(f"| Classes in the data | {', '.join(map(str, ds['class_names']))} |")
-    lines += ["", "## Metrics", ""]
-    evals = evaluation_metrics(g.run_dir, g.step) if g.run_dir else []
-    logged = training_metrics(g.run_dir) if g.run_dir else []
-    if evals or logged:
-        lines += ["| Metric | Value | At step |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(v)}{f' ± {_fmt(sd)}' if _is_num(sd) else ''} | {_fmt(st) if st is not None else '—'} |"
-                  for k, v, sd, st in evals]
-        lines += [f"| {k} (last logged) | {_fmt(v)} | {_fmt(st) if st is not None else '—'} |" for k, v, st in logged]
-    else:
-        lines.append("No metrics were recorded with this model.")
-    if parity is not None:
-        lines += ["", f"Checked after export: max |{fmt} - PyTorch| = {parity:.2e} on 4 fixed latents."]
-    lines += ["", "## Files", ""] + [f"- `{p.name}`" for p in files]
-    lines += ["", "## How to load", "", _how_to(fmt, files[0].name, g), "",
-              "## Training configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", "",
-              "## Notes", "",
-              "- Sample z with `torch.randn(n, latent_dim)`; a truncation psi < 1 (scale z by psi after resampling "
-              "components outside [-2, 2]) trades variety for fidelity.",
-              "- GAN samples can reproduce training images: check memorisation (Latent explorer → nearest training "
-              "images) before publishing samples of private data."]
-    return "\n".join(lines) + "\n"
-
-
-def _how_to(fmt: str, fname: str, g: LoadedGenerator) -> str:
-    zdim = g.latent_dim
-    y_args = ", y" if g.num_classes else ""
-    y_line = f"y = torch.randint(0, {g.num_classes}, (8,))\n" if g.num_classes else ""
-    if fmt == "safetensors":
-        return ("With GAN Studio (rebuilds the network from the JSON config; nothing in the file is executed):\n\n"
-                "```python\nfrom core.export import load_bundle\nfrom core.generate import generate_seeds\n"
-                f"g = load_bundle(\"{fname}\")\nimages = generate_seeds(g, seeds=range(8), truncation=0.7)"
-                f"{', class_id=0' if g.num_classes else ''}  # (8, C, H, W) in [-1, 1]\n```\n\n"
-                f"or from a shell: `python -m core generate {fname} -n 16 --seed 0 --out samples/`.\n\n"
-                "Without GAN Studio the weights are a plain state dict: `safetensors.torch.load_file(...)`; "
-                "the architecture is described by the JSON config beside it.")
-    if fmt == "torchscript":
-        return ("Plain PyTorch, no GAN Studio code needed:\n\n"
-                f"```python\nimport torch\nG = torch.jit.load(\"{fname}\", map_location=\"cpu\").eval()\n"
-                f"z = torch.randn(8, {zdim})\n{y_line}with torch.no_grad():\n    images = G(z{y_args})  "
-                "# (8, C, H, W) in [-1, 1]\n```\n\n"
-                "The bundle metadata is inside: `torch.jit.load(path, _extra_files={\"gan_studio.json\": \"\"})`.")
-    return ("With onnxruntime:\n\n"
-            f"```python\nimport numpy as np, onnxruntime as ort\n"
-            f"sess = ort.InferenceSession(\"{fname}\", providers=[\"CPUExecutionProvider\"])\n"
-            f"z = np.random.randn(8, {zdim}).astype(np.float32)\n"
-            + (f"y = np.random.randint(0, {g.num_classes}, 8).astype(np.int64)\n"
-               "images = sess.run([\"images\"], {\"z\": z, \"y\": y})[0]" if g.num_classes else
-               "images = sess.run([\"images\"], {\"z\": z})[0]")
-            + "  # (8, C, H, W) in [-1, 1]\n```\n\nThe batch dimension is dynamic.")
 
 
 # ------------------------------------------------------------------ export

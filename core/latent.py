@@ -6,18 +6,22 @@ imports Streamlit. Images are float tensors in [-1, 1], shape (B, C, H, W), on t
 """
 from __future__ import annotations
 
-import io
 import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Hashable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from .generate import LoadedGenerator, class_labels, generate, latents
+# GIF/PNG output and the nearest-training-image search live in their own modules; re-exported here so
+# `core.latent` stays the one import path for the latent explorer.
+from .latent_media import gif_bytes, image_png, strip_png  # noqa: F401 - re-exported
+from .latent_nearest import (  # noqa: F401 - re-exported
+    Neighbours, d_features, d_needs_labels, load_training_images, nearest_images, subset_indices,
+)
 
 INTERP_MODES = ("lerp", "slerp")
 
@@ -285,161 +289,3 @@ def render(g: LoadedGenerator, z: torch.Tensor, class_id: int | str | None = Non
         z = z[None]
     y = class_labels(g, [seed_for_class] * len(z), class_id)
     return generate(g.G, z, y, batch_size)
-
-
-# ------------------------------------------------------------------ images out
-def _frame_images(frames: torch.Tensor | Sequence[Any], scale: int):
-    from PIL import Image
-
-    from .imaging import to_uint8
-    out = []
-    if isinstance(frames, torch.Tensor):
-        arr = to_uint8(frames).numpy()
-        arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
-        items: Sequence[Any] = list(arr)
-    else:
-        items = frames
-    for f in items:
-        if isinstance(f, (bytes, bytearray)):
-            img = Image.open(io.BytesIO(f))
-            img.load()
-        elif isinstance(f, Image.Image):
-            img = f
-        else:
-            img = Image.fromarray(np.asarray(f, dtype=np.uint8))
-        img = img.convert("RGB") if img.mode not in ("L", "RGB") else img
-        if scale > 1:
-            img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-        out.append(img)
-    return out
-
-
-def gif_bytes(frames: torch.Tensor | Sequence[Any], fps: float = 12.0, scale: int = 1, loop: bool = True,
-              boomerang: bool = False) -> bytes:
-    """An animated GIF (Pillow, no ffmpeg) from frames: a (T, C, H, W) tensor in [-1, 1], uint8 arrays,
-    PIL images or PNG bytes. ``scale`` upscales with nearest neighbour; ``boomerang`` plays back and forth."""
-    imgs = _frame_images(frames, max(1, int(scale)))
-    if not imgs:
-        raise ValueError("no frames to animate")
-    if boomerang and len(imgs) > 2:
-        imgs = imgs + imgs[-2:0:-1]
-    # GIF is palette-based: an adaptive palette per frame keeps colours faithful.
-    from PIL import Image
-    pal = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT) if im.mode == "RGB" else im for im in imgs]
-    buf = io.BytesIO()
-    duration = max(20, int(round(1000.0 / max(0.1, fps))))
-    pal[0].save(buf, format="GIF", save_all=True, append_images=pal[1:], duration=duration,
-                loop=0 if loop else 1, disposal=2, optimize=False)
-    return buf.getvalue()
-
-
-def strip_png(images: torch.Tensor, min_tile: int = 96) -> bytes:
-    """One row of frames as PNG bytes (nearest-neighbour upscaled so small tiles are visible)."""
-    from .imaging import grid_png
-    return grid_png(images, nrow=len(images), min_tile=min_tile)
-
-
-def image_png(img: torch.Tensor, min_size: int = 256) -> bytes:
-    """One (C, H, W) image as PNG bytes, upscaled by an integer factor to at least ``min_size`` px."""
-    from .generate import image_array
-    from .imaging import png_bytes
-    s = max(1, int(math.ceil(min_size / img.shape[-1])))
-    return png_bytes(image_array(img), scale=s)
-
-
-# ------------------------------------------------------------------ nearest training images
-@dataclass
-class Neighbours:
-    indices: list[int]       # into the training set
-    distances: list[float]
-    images: torch.Tensor     # (k, C, H, W) uint8
-    space: str               # "pixel" or "d-features"
-    searched: int            # how many training images were compared
-    total: int               # training-set size
-
-
-def subset_indices(total: int, max_images: int | None, seed: int = 0) -> torch.Tensor:
-    """All indices, or a fixed random subset of ``max_images`` (sorted, the same every time)."""
-    if not max_images or total <= max_images:
-        return torch.arange(total)
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(total, generator=g)[:max_images].sort().values
-
-
-def d_needs_labels(D: nn.Module) -> bool:
-    """A conditional D whose features depend on the label (input concatenation, e.g. the MLP); projection
-    discriminators (dcgan, resnet-sn) compute label-free features."""
-    return bool(getattr(D, "num_classes", 0)) and getattr(D, "embed", None) is None
-
-
-@torch.no_grad()
-def d_features(D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
-               batch_size: int = 256) -> torch.Tensor:
-    """(N, F) unit-normalised discriminator features of images (uint8 or float in [-1, 1]);
-    ``labels`` are needed only when ``d_needs_labels(D)``."""
-    if d_needs_labels(D) and labels is None:
-        raise ValueError("this conditional discriminator needs class labels to compute features")
-    out = []
-    dev = next(D.parameters()).device
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        x = x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
-        y = labels[i:i + batch_size].to(dev) if labels is not None and d_needs_labels(D) else None
-        f = D.features(x.to(dev), y).float().cpu()
-        out.append(torch.nn.functional.normalize(f, dim=1))
-    return torch.cat(out) if out else torch.empty(0)
-
-
-@torch.no_grad()
-def nearest_images(sample: torch.Tensor, train_images: torch.Tensor, k: int = 8, space: str = "pixel",
-                   D: nn.Module | None = None, train_features: torch.Tensor | None = None,
-                   max_images: int | None = 20000, chunk: int = 4096, train_labels: torch.Tensor | None = None,
-                   sample_label: int | None = None) -> Neighbours:
-    """The ``k`` training images closest to ``sample`` (C, H, W in [-1, 1]) to check memorisation.
-
-    ``space`` "pixel": Euclidean distance between pixels (values in [-1, 1]);
-    "d-features": cosine distance between discriminator features (``D.features``), which ignores
-    small shifts and colour changes that pixel distance over-weights. Pass precomputed
-    ``train_features`` (from d_features over the same subset) to avoid recomputing them. A D whose
-    features depend on the label (the conditional MLP) also needs ``train_labels`` and ``sample_label``.
-    Large datasets are searched on a fixed subset of ``max_images``.
-    """
-    total = len(train_images)
-    idx = subset_indices(total, max_images)
-    if space in ("d", "d-features", "features"):
-        if D is None:
-            raise ValueError("nearest images in feature space need the discriminator (load the run's checkpoint)")
-        if train_features is not None:
-            feats = train_features
-        else:
-            feats = d_features(D, train_images[idx], train_labels[idx] if train_labels is not None else None)
-        q_label = torch.tensor([int(sample_label)]) if sample_label is not None else None
-        q = d_features(D, sample[None].float(), q_label)[0]
-        dist = (1.0 - feats @ q).clamp_min(0)
-        space = "d-features"
-    elif space == "pixel":
-        q = sample.float().flatten()
-        parts = []
-        for i in range(0, len(idx), chunk):
-            x = train_images[idx[i:i + chunk]]
-            x = x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x.float()
-            parts.append((x.flatten(1) - q).pow(2).sum(1).sqrt())
-        dist = torch.cat(parts) if parts else torch.empty(0)
-    else:
-        raise ValueError(f"unknown space {space!r}; valid: pixel, d-features")
-    k = min(int(k), len(dist))
-    d, order = torch.topk(dist, k, largest=False)
-    chosen = idx[order]
-    imgs = train_images[chosen]
-    if imgs.dtype != torch.uint8:
-        from .imaging import to_uint8
-        imgs = to_uint8(imgs)
-    return Neighbours([int(i) for i in chosen], [float(x) for x in d], imgs.clone(), space, int(len(idx)), total)
-
-
-def load_training_images(g: LoadedGenerator):
-    """The run's training set (core.data.ImageDataset) at the generator's resolution and channels.
-    Raises DataError (naming the folder) when the data is gone."""
-    from .data import load_dataset
-    src = g.dataset.get("source") or g.cfg.data
-    return load_dataset(str(src), g.resolution, channels=g.channels)

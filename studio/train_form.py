@@ -1,0 +1,171 @@
+"""Train page settings form: presets, and one widget per TrainConfig field with its help text, in groups."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.config import (
+    DIFFAUG_POLICIES, FIELD_CHOICES, FIELD_GROUP, FIELD_HELP, FIELD_NAMES, PRESETS, TrainConfig,
+)
+from studio import state
+from studio.train_procs import cpu_processes_widget
+
+K_CFG = "gs_cfg"              # persisted field values (survive page switches)
+K_PRESET = "gs_preset"
+K_APPLIED = "gs_cfg_applied"  # (dataset, resolution) last copied from the Data page
+W = "cfg_"                    # widget key prefix
+GROUPS = [("data", "Data", ":material/photo_library:"), ("model", "Model", ":material/hub:"),
+          ("optim", "Optimisation", ":material/tune:"), ("tricks", "Stabilisation tricks", ":material/balance:"),
+          ("schedule", "Schedule", ":material/schedule:"), ("device", "Device & precision", ":material/memory:")]
+OPEN_GROUPS = ("data", "model", "optim", "schedule")
+LABELS = {
+    "data": "Dataset", "resolution": "Resolution", "channels": "Channels", "arch": "Architecture", "loss": "Loss",
+    "latent_dim": "Latent size (z)", "g_width": "Generator width", "d_width": "Discriminator width",
+    "conditional": "Class-conditional", "d_norm": "D normalisation", "batch_size": "Batch size",
+    "lr_g": "G learning rate", "lr_d": "D learning rate", "beta1": "Adam β1",
+    "beta2": "Adam β2", "n_critic": "D steps per G step", "gp_weight": "Gradient-penalty weight",
+    "gp_one_sided": "One-sided penalty", "clip_value": "Weight clip (wgan)", "r1_weight": "R1 penalty",
+    "label_smoothing": "Label smoothing", "instance_noise": "Instance noise", "spectral_norm": "Spectral norm in D",
+    "minibatch_std": "Minibatch std-dev", "ema": "EMA of G", "diffaug": "DiffAugment",
+    "feature_matching": "Feature matching", "g_saturating": "Saturating G loss", "steps": "Steps",
+    "minutes": "Time budget (min)", "sample_every": "Sample every", "checkpoint_every": "Checkpoint every",
+    "log_every": "Log metrics every", "keep_checkpoints": "Checkpoints kept", "device": "Device",
+    "precision": "Precision", "threads": "CPU threads", "compile": "torch.compile", "seed": "Seed",
+    "name": "Run name",
+}
+FLOAT_STEP = {"lr_g": 1e-5, "lr_d": 1e-5, "beta1": 0.05, "beta2": 0.001, "ema": 0.001, "gp_weight": 1.0,
+              "clip_value": 0.005, "r1_weight": 0.1, "label_smoothing": 0.05, "instance_noise": 0.05,
+              "feature_matching": 0.1, "minutes": 5.0}
+RESOLUTIONS = [16, 32, 64, 128, 256]
+CHANNELS = {0: "auto (from the data)", 1: "1 — greyscale", 3: "3 — RGB"}
+DEFAULTS = TrainConfig().to_dict()
+# Fields a preset should not overwrite (they describe the user's data and machine, not the recipe).
+KEEP_ON_PRESET = ("data", "channels", "device", "threads", "name", "seed", "steps", "minutes")
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    return {**DEFAULTS, **PRESETS.get(name, {})}
+
+
+def set_fields(values: dict[str, Any]) -> None:
+    """Write values both to the persisted store and the widgets (before the widgets render)."""
+    cfg = st.session_state[K_CFG]
+    for k, v in values.items():
+        cfg[k] = v
+        st.session_state[W + k] = v if k != "diffaug" else _policies(v)
+
+
+def _policies(s: str) -> list[str]:
+    return [p.strip() for p in str(s).split(",") if p.strip()]
+
+
+def on_preset() -> None:
+    name = st.session_state[W + "preset"]
+    st.session_state[K_PRESET] = name
+    cur = st.session_state[K_CFG]
+    vals = preset_values(name)
+    set_fields({k: v for k, v in vals.items() if k not in KEEP_ON_PRESET or k not in cur})
+
+
+def init_state() -> None:
+    ss = st.session_state
+    if K_CFG not in ss:
+        ss[K_CFG] = dict(DEFAULTS)
+        ss[K_PRESET] = "default"
+    dataset = ss.get(state.K_DATASET)
+    res = ss.get("gs_resolution")
+    applied = ss.get(K_APPLIED)
+    if dataset and (dataset, res) != applied:  # the Data page picked something new: pre-fill it
+        ss[K_APPLIED] = (dataset, res)
+        upd = {"data": dataset}
+        if res:
+            upd["resolution"] = int(res)
+        for k, v in upd.items():
+            ss[K_CFG][k] = v
+            ss[W + k] = v
+    for k in FIELD_NAMES:
+        if W + k not in ss:
+            v = ss[K_CFG].get(k, DEFAULTS[k])
+            ss[W + k] = _policies(v) if k == "diffaug" else v
+    if W + "preset" not in ss:
+        ss[W + "preset"] = ss[K_PRESET]
+
+
+def device_options(current: str) -> list[str]:
+    import torch
+
+    opts = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        opts.append("cuda")
+        if torch.cuda.device_count() > 1:
+            opts += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        opts.append("mps")
+    if current not in opts:
+        opts.append(current)
+    return opts
+
+
+def field_widget(name: str, values: dict[str, Any], bad: str | None) -> Any:
+    """One widget for one TrainConfig field, with the field's help text."""
+    key, lab = W + name, label(name)
+    help_ = f"{FIELD_HELP[name]}  \n\n`{name}`"
+    if name == bad:
+        lab = f":red[{lab}]"
+    loss = values.get("loss", st.session_state.get(W + "loss"))
+    disabled = ((name in ("gp_weight", "gp_one_sided") and loss != "wgan-gp")
+                or (name == "clip_value" and loss != "wgan")
+                or (name in ("label_smoothing", "g_saturating") and loss != "bce"))
+    if disabled:
+        help_ += "  \n\n*Not used with the chosen loss.*"
+    t = type(DEFAULTS[name])
+    if name == "resolution":
+        return st.selectbox(lab, RESOLUTIONS, key=key, help=help_, format_func=lambda r: f"{r} × {r}")
+    if name == "channels":
+        return st.selectbox(lab, list(CHANNELS), key=key, help=help_, format_func=CHANNELS.get)
+    if name == "device":
+        return st.selectbox(lab, device_options(st.session_state[key]), key=key, help=help_)
+    if name == "diffaug":
+        return ",".join(st.multiselect(lab, list(DIFFAUG_POLICIES), key=key, help=help_, placeholder="off"))
+    if name in FIELD_CHOICES:
+        opts = list(FIELD_CHOICES[name])
+        if st.session_state[key] not in opts:
+            opts.append(st.session_state[key])
+        return st.selectbox(lab, opts, key=key, help=help_)
+    if t is bool:
+        return st.toggle(lab, key=key, help=help_, disabled=disabled)
+    if t is int:
+        return st.number_input(lab, key=key, help=help_, step=1, format="%d")
+    if t is float:
+        return st.number_input(lab, key=key, help=help_, step=FLOAT_STEP.get(name, 0.01), format="%g",
+                               disabled=disabled)
+    if name == "data":
+        return st.text_input(lab, key=key, help=help_ + "  \n\nChoose and check it on the Data page.")
+    return st.text_input(lab, key=key, help=help_)
+
+
+def config_form(bad: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    by_group: dict[str, list[str]] = {}
+    for f in FIELD_NAMES:
+        by_group.setdefault(FIELD_GROUP[f], []).append(f)
+    for group, title, icon in GROUPS:
+        names = by_group.get(group, [])
+        if not names:
+            continue
+        opened = group in OPEN_GROUPS or (bad in names)
+        with st.expander(title, expanded=opened, icon=icon):
+            ncols = 3
+            for i in range(0, len(names), ncols):
+                cols = st.columns(ncols)
+                for col, name in zip(cols, names[i:i + ncols]):
+                    with col:
+                        values[name] = field_widget(name, values, bad)
+            if group == "device":
+                cpu_processes_widget(values.get("device", "auto"))
+    return values

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ sys.path.insert(0, str(ROOT))
 
 st = pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from polling import wait_for  # noqa: E402
 
 from core.config import TrainConfig  # noqa: E402
 from core.runs import load_run  # noqa: E402
@@ -235,15 +236,6 @@ def test_train_page_preset_fills_fields(runs):
     assert at.text_input(key="cfg_data").value == "shapes"  # the user's data is kept
 
 
-def _wait(cond, timeout: float = 60.0, every: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(every)
-    return cond()
-
-
 def test_start_then_stop(runs):
     at = app("pages/train.py")
     for k, v in TINY.items():
@@ -257,7 +249,7 @@ def test_start_then_stop(runs):
     run_dirs = [p for p in runs.iterdir() if p.is_dir()]
     assert len(run_dirs) == 1
     run = run_dirs[0]
-    assert _wait(lambda: load_run(run).step > 0, 60), load_run(run).status
+    assert wait_for(lambda: load_run(run).step > 0, 60), load_run(run).status
     at.switch_page("pages/monitor.py").run()  # AppTest keeps its own page choice between runs
     assert_ok(at)
     assert at.selectbox(key="monitor_run").value == str(run)
@@ -270,7 +262,7 @@ def test_start_then_stop(runs):
     assert len(at3.get("page_link")) == 1  # "Open in Monitor"
     at.button(key="ctl_stop").click().run()
     assert_ok(at)
-    assert _wait(lambda: load_run(run).state == "stopped", 60), load_run(run).status
+    assert wait_for(lambda: load_run(run).state == "stopped", 60), load_run(run).status
     at.run()
     assert any("Stopped" in t for t in texts(at, "markdown"))
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 1
@@ -282,7 +274,7 @@ def _real_run(runs: Path, steps: int = 40) -> Path:
 
     jm = state.job_manager()
     run = jm.start(TrainConfig(**{**TINY, "steps": steps, "checkpoint_every": 20}))
-    assert _wait(lambda: jm.active() is None, 90)
+    assert wait_for(lambda: jm.active() is None, 90)
     assert load_run(run).state == "finished", load_run(run).status
     return Path(run)
 
@@ -301,14 +293,14 @@ def test_fork_and_resume_from_the_runs_page(runs):
     assert len(forks) == 1
     fork = load_run(forks[0])
     assert fork.meta["forked_from"]["run"] == src.name and fork.config["lr_d"] == 1e-4
-    assert _wait(lambda: load_run(forks[0]).state == "finished", 90), load_run(forks[0]).status
+    assert wait_for(lambda: load_run(forks[0]).state == "finished", 90), load_run(forks[0]).status
 
     at = app("pages/runs.py")
     key = f"res_{src.name}"
     at.number_input(key=f"{key}_steps").set_value(60)
     at.button(key=f"{key}_go").click().run()
     assert_ok(at)
-    assert _wait(lambda: load_run(src).state == "finished" and load_run(src).step == 60, 90), load_run(src).status
+    assert wait_for(lambda: load_run(src).state == "finished" and load_run(src).step == 60, 90), load_run(src).status
 
 
 def test_data_page_notices_folder_changes(runs, tmp_path):
@@ -323,7 +315,7 @@ def test_data_page_notices_folder_changes(runs, tmp_path):
     assert not any("changed since the scan" in t for t in texts(at, "warning"))
     png(folder / "new_one.png", size=20)
     png(folder / "new_two.png", size=20)
-    assert _wait(lambda: any("changed since the scan" in t for t in texts(at.run(), "warning")), 20)
+    assert wait_for(lambda: any("changed since the scan" in t for t in texts(at.run(), "warning")), 20, every=0.25)
     at.button(key="rescan").click().run()
     assert_ok(at)
     assert {m.label: m.value for m in at.metric}["Usable images"] == "10"
@@ -412,7 +404,7 @@ def _eval_table(at: AppTest) -> list[str]:
 
 def test_train_with_two_cpu_processes_then_evaluate(runs):
     """Advanced: CPU processes = 2 starts a torchrun (gloo DDP) job; Monitor and Runs show it; Evaluate scores it."""
-    from core.metrics import FeatureNetUnavailable, find_inception_weights
+    from core.metrics import inception_weights_available
     from studio import state
 
     at = app("pages/train.py")
@@ -426,7 +418,7 @@ def test_train_with_two_cpu_processes_then_evaluate(runs):
     run = next(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
     job = state.job_manager().job_for(run)
     assert job is not None and job.proc is not None and job.nproc == 2
-    assert _wait(lambda: not job.alive, 120), load_run(run).status
+    assert wait_for(lambda: not job.alive, 120), load_run(run).status
     assert load_run(run).state == "finished" and load_run(run).step == 6
     at = app("pages/monitor.py")  # a fresh session: the old tree's run labels ("running") are stale now
     assert_ok(at)
@@ -440,10 +432,7 @@ def test_train_with_two_cpu_processes_then_evaluate(runs):
     key = f"eval_{run.name}"
     assert at.number_input(key=f"{key}_n").value == 512
     at.number_input(key=f"{key}_n").set_value(64)
-    try:
-        weights = find_inception_weights() is not None
-    except FeatureNetUnavailable:
-        weights = False
+    weights = inception_weights_available()
     at.multiselect(key=f"{key}_metrics").set_value(["swd"] if weights else ["swd", "fid"])
     at.button(key=f"{key}_go").click().run()
     assert_ok(at)
@@ -473,12 +462,12 @@ def test_torchrun_job_shows_live_and_stops(runs):
     at = app("pages/monitor.py")
     assert_ok(at)
     assert at.selectbox(key="monitor_run").value == str(run)
-    assert _wait(lambda: load_run(run).state == "running" and load_run(run).step > 0, 60), load_run(run).status
+    assert wait_for(lambda: load_run(run).state == "running" and load_run(run).step > 0, 60), load_run(run).status
     at.run()
     at.button(key="ctl_stop").click().run()
     assert_ok(at)
     assert json.loads((Path(run) / "control.json").read_text())["state"] == "stopped"
-    assert _wait(lambda: not job.alive, 60)
+    assert wait_for(lambda: not job.alive, 60)
     assert load_run(run).state == "stopped", load_run(run).status
     assert jm.active() is None
 

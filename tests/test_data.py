@@ -358,3 +358,24 @@ def test_diffaugment_ops():
     assert bool(DiffAugment([])) is False
     with pytest.raises(DataError, match="valid"):
         DiffAugment(["flip"])
+
+
+def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
+    """The fast relative-path slicing in list_folder/folder_key gives relpath()'s answer, so cache
+    keys stay stable (a changed key would silently re-decode every user's dataset)."""
+    import hashlib
+    import os
+
+    from conftest import make_image_folder
+    from core.data.cache import FORMAT_VERSION, folder_key
+    from core.data.scan import list_folder, scan
+    root = make_image_folder(tmp_path / "d", n=6, classes=("a", "b"))
+    make_image_folder(root / "b" / "deeper", n=2)
+    listing = list_folder(root)
+    assert [c.rel for c in listing.candidates] == [os.path.relpath(c.path, listing.root) for c in listing.candidates]
+    assert any(os.sep + "deeper" + os.sep in os.sep + c.rel for c in listing.candidates)
+    rep = scan(root)
+    h = hashlib.sha1(f"gan-studio-cache v{FORMAT_VERSION} folder r16 c3\n".encode())
+    for r in rep.images:
+        h.update(os.fsencode(os.path.relpath(r.path, rep.root)) + b"\0%d\0%d\0%d\n" % (r.size, r.mtime_ns, r.label))
+    assert folder_key(rep, 16, 3) == h.hexdigest()

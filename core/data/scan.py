@@ -196,6 +196,7 @@ def list_folder(folder: str | os.PathLike) -> Listing:
         dirnames[:] = sorted(d for d in dirnames if not _skip_name(d))
         rel_dir = os.path.relpath(dirpath, root)
         top = None if rel_dir == "." else rel_dir.split(os.sep, 1)[0]
+        rel_prefix = "" if rel_dir == "." else rel_dir + os.sep  # == relpath(file, root), without a call per file
         for name in sorted(filenames):
             if _skip_name(name) or os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 ignored += 1
@@ -209,8 +210,7 @@ def list_folder(folder: str | os.PathLike) -> Listing:
             except OSError as e:  # e.g. a dangling symlink
                 rejected.append(RejectedFile(path, f"unreadable: {e.strerror or e}"))
                 continue
-            rel = os.path.relpath(path, root)
-            cands.append(Candidate(path, rel, top, st.st_size, st.st_mtime_ns))
+            cands.append(Candidate(path, rel_prefix + name, top, st.st_size, st.st_mtime_ns))
     return Listing(root, cands, ignored, rejected)
 
 

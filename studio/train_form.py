@@ -30,7 +30,9 @@ LABELS = {
     "minibatch_std": "Minibatch std-dev", "ema": "EMA of G", "diffaug": "DiffAugment",
     "feature_matching": "Feature matching", "g_saturating": "Saturating G loss", "steps": "Steps",
     "minutes": "Time budget (min)", "sample_every": "Sample every", "checkpoint_every": "Checkpoint every",
-    "log_every": "Log metrics every", "keep_checkpoints": "Checkpoints kept", "device": "Device",
+    "log_every": "Log metrics every", "keep_checkpoints": "Checkpoints kept", "on_diverge": "If training diverges",
+    "eval_every": "Evaluate every", "eval_samples": "Images per evaluation", "eval_metric": "Quality metric",
+    "device": "Device",
     "precision": "Precision", "threads": "CPU threads", "compile": "torch.compile", "seed": "Seed",
     "name": "Run name",
 }

@@ -91,7 +91,6 @@ def main() -> None:
         driver.nav(page, "Monitor")
         out["page_switch_after_soak_s"] = round(time.monotonic() - t, 2)
         # several sessions on one run: pause from the first, the others must show it
-        from playwright.sync_api import sync_playwright  # noqa: F401
         others = []
         browser = page.context.browser
         for _ in range(a.sessions - 1):
@@ -105,13 +104,19 @@ def main() -> None:
         samples.append({"t_s": round(time.monotonic() - t0), "phase": f"{a.sessions} sessions", **proc_stats(pid)})
         t = time.monotonic()
         driver.click(page, "Pause")
-        seen = []
-        for p in others:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and "Paused" not in p.locator("body").inner_text():
-                p.wait_for_timeout(200)
-            seen.append(round(time.monotonic() - t, 2) if "Paused" in p.locator("body").inner_text() else None)
+        # Poll every session in turn (round robin), so each one's time is its own, not the sum.
+        seen: list[float | None] = [None] * len(others)
+        deadline = time.monotonic() + 60
+        paused_on_disk = None  # when status.json said paused: the trainer's part of the delay
+        while time.monotonic() < deadline and None in seen:
+            if paused_on_disk is None and load_run(run).state == "paused":
+                paused_on_disk = round(time.monotonic() - t, 2)
+            for i, p in enumerate(others):
+                if seen[i] is None and "Paused" in p.locator("body").inner_text():
+                    seen[i] = round(time.monotonic() - t, 2)
+            time.sleep(0.1)
         out["pause_seen_by_other_sessions_s"] = seen
+        out["paused_in_status_json_s"] = paused_on_disk
         out["state_after_pause"] = load_run(run).state
         driver.click(page, "Stop")
         time.sleep(3)

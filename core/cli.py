@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("presets", help="list presets and config fields")
     pr.set_defaults(func=cmd_presets)
 
+    from .data.cache_evict import add_cache_parser
+    add_cache_parser(sub)
+
     for name, (help_text, add_args, func) in EXTRA_COMMANDS.items():
         e = sub.add_parser(name, help=help_text)
         add_args(e)

@@ -379,3 +379,51 @@ def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
     for r in rep.images:
         h.update(os.fsencode(os.path.relpath(r.path, rep.root)) + b"\0%d\0%d\0%d\n" % (r.size, r.mtime_ns, r.label))
     assert folder_key(rep, 16, 3) == h.hexdigest()
+
+
+def test_cache_evicts_least_recently_used_entries_over_the_limit(tmp_path, monkeypatch):
+    import numpy as np
+
+    from core.data.cache import read_cache, write_cache
+    from core.data.cache_evict import cache_entries, evict
+
+    monkeypatch.setenv("GAN_STUDIO_CACHE_MAX_GB", "0")  # no automatic eviction while filling
+
+    def put(key: str, age_s: float) -> None:
+        write_cache(key, (4, 3, 16, 16), lambda im, lab: im.fill(7), {"source": key}, tmp_path)
+        t = time.time() - age_s
+        os.utime(tmp_path / f"{key}.json", (t, t))
+
+    for key, age in (("old", 3000), ("mid", 2000), ("new", 1000)):
+        put(key, age)
+    each = cache_entries(tmp_path)[0].bytes
+    assert [e.key for e in cache_entries(tmp_path)] == ["old", "mid", "new"] and each > 3 * 16 * 16 * 4
+    assert read_cache("old", tmp_path) is not None  # a hit marks it used: now the newest
+    assert [e.key for e in cache_entries(tmp_path)] == ["mid", "new", "old"]
+    removed = evict(tmp_path, max_bytes=2 * each, keep=frozenset({"mid"}))
+    assert [e.key for e in removed] == ["new"]  # "mid" is protected, "old" was just used
+    assert read_cache("new", tmp_path) is None and read_cache("mid", tmp_path) is not None
+    assert not list(tmp_path.glob("new.*"))
+    # Just-used entries are never removed, even over the limit (another process may be opening them).
+    assert evict(tmp_path, max_bytes=1) == []
+    # Writing a new entry applies the limit from the environment, sparing the new entry.
+    monkeypatch.setenv("GAN_STUDIO_CACHE_MAX_GB", str(1.5 * each / 2**30))
+    for key in ("mid", "old"):
+        t = time.time() - 5000
+        os.utime(tmp_path / f"{key}.json", (t, t))
+    write_cache("newest", (4, 3, 16, 16), lambda im, lab: im.fill(1), {"source": "n"}, tmp_path)
+    assert [e.key for e in cache_entries(tmp_path)] == ["newest"]
+    assert np.asarray(read_cache("newest", tmp_path).images).max() == 1
+
+
+def test_cache_cli_lists_and_clears(tmp_path, monkeypatch, capsys):
+    from core.cli import main
+    from core.data.cache import write_cache
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path))
+    write_cache("k1", (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, tmp_path)
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert "1 entries" in out and "/data/cats" in out
+    assert main(["cache", "--clear"]) == 0
+    assert "Removed 1 entries" in capsys.readouterr().out
+    assert not list(tmp_path.glob("k1.*"))

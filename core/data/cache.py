@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache_evict import evict, touch_entry
 from .decode import _decode_chunk
 from .errors import DataError
 from .parallel import chunked, map_chunks
@@ -106,6 +107,7 @@ def write_cache(key: str, shape: tuple[int, int, int, int],
         _fsync_replace(lab_tmp, d / f"{key}.labels.npy")
         _fsync_replace(meta_tmp, d / f"{key}.json")
         tmps.clear()
+        evict(d, keep=frozenset({key}))  # stay under $GAN_STUDIO_CACHE_MAX_GB: drop the least recently used
     except OSError as e:
         raise DataError(f"cannot write the dataset cache in {d}: {e.strerror or e}. "
                         "Free some disk space or set GAN_STUDIO_CACHE to another folder.") from e
@@ -136,6 +138,7 @@ def read_cache(key: str, cache_dir: str | os.PathLike | None = None,
             return None
         if images.nbytes <= memory_budget_mb * 2**20:
             images = np.array(images)  # one sequential read; far faster than page faults per batch
+        touch_entry(d, key)  # last use, for the size limit's least-recently-used eviction
         return CachedArrays(images, labels.astype(np.int64, copy=False), meta, key, True)
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None  # a damaged cache is rebuilt, never trusted
@@ -152,6 +155,7 @@ def cached_scan(folder: str | os.PathLike, progress: ProgressFn | None = None,
     if p.is_file():
         try:
             rep = ScanReport._from_state(json.loads(p.read_text(encoding="utf-8")))
+            touch_entry(d, p.name[:-len(".json")])
             if progress:
                 progress(len(listing.candidates), len(listing.candidates))
             return rep

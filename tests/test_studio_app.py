@@ -169,6 +169,18 @@ def test_monitor_shows_findings_and_controls_an_external_run(runs):
     assert json.loads((p / "control.json").read_text())["state"] == "stopped"
 
 
+def test_monitor_tells_about_a_rollback(runs):
+    """on_diverge=rollback: the Monitor says where the run diverged and what it went back to."""
+    p = make_run(runs, "00000-rolled", state="running")
+    _append(p / "events.jsonl", json.dumps({
+        "type": "rollback", "time": time.time(), "step": 60, "diverged_at": 75, "checkpoint": "checkpoints/step_0000060.pt",
+        "message": "Diverged at step 75 (non-finite loss/d); rolled back to step 60 (step_0000060.pt) and continued "
+                   "with both learning rates divided by 4 (lr_g=5e-05, lr_d=5e-05). This happens once per run."}) + "\n")
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    assert any("rolled back to step 60" in t for t in texts(at, "info")), texts(at, "info")
+
+
 def test_stale_run_is_interrupted_and_resumable(runs):
     make_run(runs, "00000-stale", state="running", updated=time.time() - 3600)
     at = app("pages/monitor.py")

@@ -116,3 +116,13 @@ def test_training_with_auto_threads_logs_the_count(tiny_cfg, tmp_path, monkeypat
         assert st["threads"] in (1, 2)
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_ddp_ranks_split_the_cores(tiny_cfg, monkeypatch):
+    from core.train.device import choose_threads
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert choose_threads(tiny_cfg.replace(threads=0), shared_cpu=False, cores=8, world_size=2) == 4
+    assert choose_threads(tiny_cfg.replace(threads=0), shared_cpu=False, cores=2, world_size=2) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one rank per machine: all its cores
+    assert choose_threads(tiny_cfg.replace(threads=0), shared_cpu=False, cores=8, world_size=4) == 8
+    assert choose_threads(tiny_cfg.replace(threads=3), shared_cpu=False, cores=8, world_size=2) == 3

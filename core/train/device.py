@@ -80,16 +80,21 @@ def physical_cores() -> int:
     return max(1, n)
 
 
-def choose_threads(cfg: TrainConfig, shared_cpu: bool, cores: int | None = None) -> int:
+def choose_threads(cfg: TrainConfig, shared_cpu: bool, cores: int | None = None, world_size: int = 1) -> int:
     """Intra-op threads for CPU training (with ``threads=0``, where the adaptive tuner starts).
 
     When the studio's server and browser share the CPU (``shared_cpu``), leave one core to them:
     with every core busy in training, any other activity stalls the OpenMP barrier and a step
-    gets several times slower, while one core fewer costs at most its share.
+    gets several times slower, while one core fewer costs at most its share. Ranks of a CPU DDP
+    job on one machine split the cores between them (more threads than cores in all would
+    oversubscribe the CPU and make every rank wait for the slowest at each collective).
     """
     if cfg.threads:
         return cfg.threads
     cores = cores or physical_cores()
+    if world_size > 1:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE") or world_size)
+        return max(1, cores // max(1, local))
     return max(1, cores - 1) if shared_cpu else cores
 
 

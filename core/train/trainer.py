@@ -40,7 +40,8 @@ class Trainer:
         self.device = device or pick_device(cfg.device)
         self.precision = pick_precision(cfg, self.device)
         self.thread_tuner = make_thread_tuner(cfg, self.device, shared_cpu, world_size)
-        self._fixed_threads = choose_threads(cfg, shared_cpu) if self.device.type == "cpu" else None
+        self._fixed_threads = (choose_threads(cfg, shared_cpu, world_size=world_size)
+                               if self.device.type == "cpu" else None)
         self.apply_threads()
         torch.manual_seed(cfg.seed)
         self.num_classes = dataset.num_classes if cfg.conditional else 0

@@ -366,11 +366,14 @@ def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
     import hashlib
     import os
 
-    from conftest import make_image_folder
+    from PIL import Image
+
     from core.data.cache import FORMAT_VERSION, folder_key
     from core.data.scan import list_folder, scan
-    root = make_image_folder(tmp_path / "d", n=6, classes=("a", "b"))
-    make_image_folder(root / "b" / "deeper", n=2)
+    root = tmp_path / "d"
+    for i, sub in enumerate(("a", "b", "a", "b", "b/deeper", "b/deeper")):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 20), (40 * i, 90, 200)).save(root / sub / f"img_{i}.png")
     listing = list_folder(root)
     assert [c.rel for c in listing.candidates] == [os.path.relpath(c.path, listing.root) for c in listing.candidates]
     assert any(os.sep + "deeper" + os.sep in os.sep + c.rel for c in listing.candidates)

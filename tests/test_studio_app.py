@@ -230,6 +230,21 @@ def test_data_page_scans_a_folder_and_prefills_train(runs, tmp_path):
     assert at.text_input(key="cfg_data").value == str(folder.resolve())
 
 
+def test_data_page_shows_and_clears_the_dataset_cache(runs, tmp_path, monkeypatch):
+    from core.data.cache import write_cache
+    own = tmp_path / "own-cache"
+    monkeypatch.setenv("GAN_STUDIO_CACHE", str(own))
+    write_cache("k1", (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, own)
+    at = app()  # the page's preview of the built-in "shapes" adds an entry of its own
+    assert_ok(at)
+    assert any("2 dataset(s)" in e.label for e in at.expander), [e.label for e in at.expander]
+    assert any("/data/cats" in list(df.value["source"]) for df in at.dataframe)
+    at.button(key="cache_clear").click().run()
+    assert_ok(at)
+    assert not list(own.glob("k1.*"))
+    assert not any("/data/cats" in list(df.value["source"]) for df in at.dataframe if "source" in df.value)
+
+
 def test_train_page_validation_names_the_field(runs):
     at = app("pages/train.py")
     at.number_input(key="cfg_lr_g").set_value(0.0).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -219,7 +220,7 @@ def change_notice(folder: str, at_scan: int) -> None:
                 st.rerun()
 
 
-def main() -> None:
+def page_body() -> None:
     st.title("Data")
     st.caption("Pick the images your GAN will learn to imitate. Scanning decodes every file, so broken "
                "images are caught here rather than in the middle of training.")
@@ -284,6 +285,37 @@ def main() -> None:
         ready(name)
 
 
+def cache_panel() -> None:
+    """How much disk the decoded-image cache uses, its limit, and a way to empty it."""
+    from core.data.cache import default_cache_dir
+    from core.data.cache_evict import MAX_GB_ENV, cache_entries, max_cache_bytes, remove_entry
+    from core.estimate import human_bytes
+
+    d = default_cache_dir()
+    entries = [e for e in cache_entries(d) if e.kind == "dataset"]
+    total = sum(e.bytes for e in cache_entries(d))
+    limit = max_cache_bytes()
+    with st.expander(f"Decoded-image cache · {len(entries)} dataset(s), {human_bytes(total)}", expanded=False,
+                     icon=":material/database:"):
+        st.caption(f"Every dataset is decoded once into `{state.esc(str(d))}` so later runs start in seconds. "
+                   + (f"When it would grow past {human_bytes(limit)}, the least recently used entries are removed "
+                      f"(set {MAX_GB_ENV} to change the limit). " if limit else "No size limit is set. ")
+                   + "Clearing it is safe: a dataset is decoded again the next time it is used.")
+        if entries:
+            st.dataframe([{"source": e.source or "?", "size": human_bytes(e.bytes),
+                           "last used": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))}
+                          for e in reversed(entries)], hide_index=True, width="stretch")
+        if st.button("Clear the cache", icon=":material/delete_sweep:", disabled=not total, key="cache_clear"):
+            failed = 0
+            for e in cache_entries(d):
+                try:
+                    remove_entry(d, e)
+                except OSError:
+                    failed += 1  # e.g. a file another program holds open on Windows
+            state.flash(f"Cache cleared ({human_bytes(total)})" + (f"; {failed} entries in use were kept" if failed else ""))
+            st.rerun()
+
+
 def resolution_slider() -> int:
     if K_RES not in st.session_state:  # (re)created after a run that did not draw it: keep the choice
         st.session_state[K_RES] = int(st.session_state.get("gs_resolution", 32))
@@ -301,6 +333,11 @@ def ready(spec: str) -> None:
     c1.success(f"**{state.esc(Path(spec).name or spec)}** is selected for training.", icon=":material/check:")
     if c2.button("Continue to Train", type="primary", icon=":material/arrow_forward:", width="stretch"):
         state.go("train")
+
+
+def main() -> None:
+    page_body()
+    cache_panel()
 
 
 main()

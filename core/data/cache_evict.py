@@ -25,6 +25,7 @@ class CacheEntry:
     bytes: int
     last_used: float    # Unix time
     source: str         # where the images came from, when known
+    detail: str = ""    # e.g. "10,000 images · 64 px · RGB"
 
 
 def max_cache_bytes() -> int:
@@ -63,11 +64,15 @@ def cache_entries(cache_dir: str | os.PathLike) -> list[CacheEntry]:
             out.append(CacheEntry(name[:-len(".scan.json")], "scan", _size(meta), mtime, ""))
             continue
         key = name[:-len(".json")]
+        source = detail = ""
         try:
-            source = str(json.loads(meta.read_text(encoding="utf-8")).get("source", ""))
-        except (OSError, ValueError, AttributeError):
-            source = ""
-        out.append(CacheEntry(key, "dataset", sum(_size(d / f"{key}{s}") for s in _PARTS), mtime, source))
+            m = json.loads(meta.read_text(encoding="utf-8"))
+            source = str(m.get("source", ""))
+            detail = (f"{int(m['count']):,} images · {int(m['resolution'])} px · "
+                      f"{'greyscale' if int(m['channels']) == 1 else 'RGB'}")
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            pass  # an entry without the usual fields still counts for the size limit
+        out.append(CacheEntry(key, "dataset", sum(_size(d / f"{key}{s}") for s in _PARTS), mtime, source, detail))
     return sorted(out, key=lambda e: e.last_used)
 
 
@@ -146,7 +151,8 @@ def cmd_cache(args) -> int:
           f"(limit {_human(limit) if limit else 'none'}; set {MAX_GB_ENV} to change it)")
     for e in entries:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        print(f"  {used}  {_human(e.bytes):>9}  {e.kind:7}  {e.key[:12]}  {e.source}")
+        print(f"  {used}  {_human(e.bytes):>9}  {e.kind:7}  {e.key[:12]}  {e.source}"
+              + (f"  ({e.detail})" if e.detail else ""))
     return 0
 
 

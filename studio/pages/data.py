@@ -302,7 +302,7 @@ def cache_panel() -> None:
                       f"(set {MAX_GB_ENV} to change the limit). " if limit else "No size limit is set. ")
                    + "Clearing it is safe: a dataset is decoded again the next time it is used.")
         if entries:
-            st.dataframe([{"source": e.source or "?", "size": human_bytes(e.bytes),
+            st.dataframe([{"source": e.source or "?", "contents": e.detail, "size": human_bytes(e.bytes),
                            "last used": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))}
                           for e in reversed(entries)], hide_index=True, width="stretch")
         if st.button("Clear the cache", icon=":material/delete_sweep:", disabled=not total, key="cache_clear"):

@@ -83,7 +83,9 @@ class TrainConfig:
     threads: int = _f(0, "CPU threads for training (0 = auto: tries all cores, one fewer and half while training and keeps the fastest, "
                  "re-checking every 20-160 s and whenever the speed changes, e.g. when other programs get busy).", group="device")
     compile: bool = _f(False, "torch.compile the networks (faster steps after a slow first one).", group="device")
-    seed: int = _f(0, "Random seed: same seed + same config = same run.", group="device")
+    seed: int = _f(0, "Random seed: same seed + same config = same run on the same machine, bit for bit when the CPU thread "
+                   "count is fixed (threads=0 adapts it to the load, and different counts round differently: "
+                   "such runs match in behaviour, not in every digit).", group="device")
     # --- run ---
     name: str = _f("", "Short run name used in the folder name (default: arch-dataset).", group="run")
 

@@ -4,10 +4,10 @@ Why: on a small CPU the best intra-op thread count depends on what else is runni
 cores are fastest (2 threads: ~1.6x one thread on a 2-core machine); as soon as another process
 is busy (the studio's browser, a scan, another user's job) every OpenMP barrier waits for a
 descheduled thread and all cores become 3-10x *slower* than one. No fixed number is right for
-both, so the trainer measures: it times a short window of steps with each candidate, holds the
-winner, re-checks now and then, and re-checks at once when the speed it holds drops or jumps
-(the load changed). Time is counted in measured step seconds only, so pauses, sampling and
-checkpoints between steps do not bias it.
+both, so the trainer measures: it times windows of steps with the count it holds, now and then
+tries the other candidates for a moment, keeps the fastest, and tries again at once when the
+speed it holds drops or jumps (the load changed). Time is counted in measured step seconds
+only, so pauses, sampling and checkpoints between steps do not bias it.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import torch
 from ..config import TrainConfig
 from .device import choose_threads, physical_cores
 
-PROBE_S = 1.0          # step seconds measured per candidate in a probe ...
-MIN_STEPS = 3          # ... and at least this many steps (after one discarded warm-up step)
-WINDOW_S = 3.0         # while holding, the speed is checked over windows this long
-HOLD_S = 20.0          # step seconds a new winner is kept before the others are re-checked
+WINDOW_S = 3.0         # the held count's speed is measured over windows this long ...
+TRY_S = 1.0            # ... another candidate is tried for this long ...
+MIN_STEPS = 2          # ... and either way over at least this many steps
+HOLD_S = 20.0          # step seconds a new winner is kept before the others are tried again
 HOLD_MAX_S = 160.0     # the hold doubles each time the same candidate wins again, up to this
-CHANGE = 0.30          # a window this much slower or faster than the winner's probe -> re-probe now
+CHANGE = 0.30          # a window this much slower or faster than the held speed -> try the others now
 
 
 def candidate_threads(cores: int) -> list[int]:
@@ -34,9 +34,11 @@ def candidate_threads(cores: int) -> list[int]:
 class ThreadTuner:
     """Chooses the intra-op thread count from measured step times; call ``record`` after each step.
 
-    Phases: *probe* (the current count first, then each other candidate: one warm-up step that is
-    not counted, then ``PROBE_S`` seconds) -> *hold* the fastest for ``hold_s`` step seconds,
-    checking its speed every ``WINDOW_S``; a change of more than ``CHANGE`` ends the hold early.
+    It *holds* a count, measuring its speed every ``WINDOW_S``; after the first window, after
+    ``hold_s`` seconds, or when a window's speed differs from the held speed by more than
+    ``CHANGE``, it *tries* each other candidate for ``TRY_S`` and keeps the fastest. Costs: a
+    try of a slower count loses at most ``TRY_S`` x (1 - its relative speed) per hold, and the
+    hold grows to ``HOLD_MAX_S`` while the winner stays the same (under 1% on a steady machine).
     """
 
     def __init__(self, candidates: list[int], start: int | None = None,
@@ -46,15 +48,17 @@ class ThreadTuner:
         self.candidates = sorted(set(candidates))
         self.setter = setter
         self.current = start if start in self.candidates else self.candidates[-1]
-        self.rates: dict[int, float] = {}  # steps/s of each candidate in the latest probe
+        self.rates: dict[int, float] = {}  # steps/s: the held count's latest window, the others' latest try
         self.switches = 0                  # thread-count changes so far
-        self.probes = 0                    # completed probes
+        self.probes = 0                    # completed rounds of tries
         self.hold_s = HOLD_S
-        self._winner: int | None = None    # the candidate held before the running probe
+        self._held = self.current          # the count being held (trials switch away from it briefly)
+        self._ref: float | None = None     # the held count's speed when it won
+        self._queue: list[int] = []        # candidates still to try in this round
         self._held_s = 0.0
+        self._win_s, self._win_n = 0.0, 0
+        self._skip = True                  # the very first step pays for allocation and kernel setup
         self.setter(self.current)
-        self._skip = True                  # the very first step is a warm-up anyway
-        self._start_probe()
 
     @property
     def adaptive(self) -> bool:
@@ -64,6 +68,11 @@ class ThreadTuner:
     def probing(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def held(self) -> int:
+        """The count it settled on (``current`` differs only while another candidate is tried)."""
+        return self._held
+
     def apply(self) -> None:
         """Set the current count on the calling thread (thread settings are per thread)."""
         self.setter(self.current)
@@ -72,31 +81,31 @@ class ThreadTuner:
         """One step just took ``seconds`` with ``self.current`` threads."""
         if not self.adaptive:
             return
-        if self._skip:  # the first step after a switch pays for resizing the pool and new kernels
+        if self._skip:
             self._skip = False
             return
         self._win_s += seconds
         self._win_n += 1
-        need_s = PROBE_S if self._queue else WINDOW_S
-        if self._win_s < need_s or self._win_n < MIN_STEPS:
+        if self._win_s < (TRY_S if self._queue else WINDOW_S) or self._win_n < MIN_STEPS:
             return
         rate, span = self._win_n / self._win_s, self._win_s
         self._win_s, self._win_n = 0.0, 0
-        if self._queue:
-            self.rates[self.current] = rate
+        self.rates[self.current] = rate
+        if self._queue:  # a try finished
             self._queue.pop(0)
             if self._queue:
                 self._switch(self._queue[0])
             else:
-                self._finish_probe()
+                self._decide()
             return
         self._held_s += span
-        ref = self.rates[self.current]
-        if abs(rate - ref) > CHANGE * ref:
-            self.hold_s = HOLD_S  # the load changed: check again soon, not after a long hold
-            self._start_probe()
+        if self._ref is None:  # the first window: see at once whether another count does better
+            self._try_others()
+        elif abs(rate - self._ref) > CHANGE * self._ref:
+            self.hold_s = HOLD_S  # the load changed: after this round, check again soon
+            self._try_others()
         elif self._held_s >= self.hold_s:
-            self._start_probe()
+            self._try_others()
 
     def summary(self) -> dict:
         return {"threads": self.current, "candidates": self.candidates, "switches": self.switches,
@@ -104,26 +113,24 @@ class ThreadTuner:
 
     # ------------------------------------------------------------------ phases
     def _switch(self, n: int) -> None:
-        if n == self.current:
-            return
-        self.switches += 1
-        self.current = n
-        self.setter(n)
-        self._skip = True
+        if n != self.current:
+            self.switches += 1
+            self.current = n
+            self.setter(n)
 
-    def _start_probe(self) -> None:
-        self._winner = self.current
-        # The current count first: no switch, so no warm-up step is lost.
-        self._queue = [self.current] + [c for c in self.candidates if c != self.current]
-        self._win_s, self._win_n, self._held_s = 0.0, 0, 0.0
+    def _try_others(self) -> None:
+        self._queue = [c for c in self.candidates if c != self._held]
+        self._switch(self._queue[0])
 
-    def _finish_probe(self) -> None:
+    def _decide(self) -> None:
         self.probes += 1
-        best = max(self.rates, key=self.rates.get)
-        # A winner that keeps winning earns a longer hold (less time spent on the loser).
-        self.hold_s = min(HOLD_MAX_S, self.hold_s * 2) if best == self._winner and self.probes > 1 else HOLD_S
-        self._switch(best)
+        best = max(self.candidates, key=lambda c: self.rates.get(c, 0.0))
+        # A winner that keeps winning earns a longer hold (less time spent on the losers).
+        self.hold_s = min(HOLD_MAX_S, self.hold_s * 2) if best == self._held and self._ref is not None else HOLD_S
+        self._held = best
+        self._ref = self.rates[best]
         self._held_s = 0.0
+        self._switch(best)
 
 
 def make_thread_tuner(cfg: TrainConfig, device: torch.device, shared_cpu: bool,

@@ -27,3 +27,11 @@ def test_speed_benchmark_runs_and_reports(tmp_path, image_folder, monkeypatch):
     assert set(ct["kept"]) >= {"textbook", "ours", "ours-threads1"}
     text = doc.read_text()
     assert "ours ÷ textbook" in text and "ours-threads1" in text and "kept (on ÷ off)" in text
+
+
+def test_layer_benchmark_covers_every_dcgan_conv():
+    """core.bench.layers times each conv of the 64 px DCGAN in both layouts (batch 2: smoke only)."""
+    from core.bench.layers import dcgan_layers, layer_rows
+    rows = layer_rows(2)
+    assert len(rows) == 2 * len(dcgan_layers(2)) == 16
+    assert {r[1] for r in rows} == {"NCHW", "NHWC"} and all(ms > 0 and gf > 0 for _, _, ms, gf in rows)

@@ -157,11 +157,16 @@ class Trainer:
     def _step(self, cfg: TrainConfig, out: dict, want_grad_norms: bool) -> dict[str, torch.Tensor]:
         real_target = 1.0 - cfg.label_smoothing
         self.D.requires_grad_(True)
-        for _ in range(cfg.n_critic):
+        for i in range(cfg.n_critic):
             real, y = self.sampler.next()
             z, _ = self._noise(real.shape[0])
-            with torch.no_grad(), self._autocast():
-                fake = self.G_fwd(z, y)
+            # The last critic step's fake batch also serves the generator step (as in the DCGAN
+            # paper's code and the PyTorch tutorial): G runs forward once per step, not twice, so
+            # its graph is kept here; D only ever sees it detached.
+            last = i == cfg.n_critic - 1
+            with (contextlib.nullcontext() if last else torch.no_grad()), self._autocast():
+                fake_g = self.G_fwd(z, y)
+            fake = fake_g.detach()
             need_r1 = cfg.r1_weight > 0
             real_in = self._d_input(real)
             if need_r1:
@@ -194,9 +199,8 @@ class Trainer:
         # ---- generator phase: D is only a path for G's gradients, so its parameters need none
         # (saves a weight-gradient pass, and keeps D's DDP reducer out of G's backward).
         self.D.requires_grad_(False)
-        z, yg = self._noise(cfg.batch_size)
+        fake, yg = fake_g, y
         with self._autocast():
-            fake = self.G_fwd(z, yg)
             d_fake_g = self.D_plain(self._d_input(fake), yg)
             loss_g = self.loss.g_loss(d_fake_g.float(), saturating=cfg.g_saturating)
             total_g = loss_g

@@ -37,9 +37,12 @@ def make_folder(root: Path, n: int = 32) -> Path:
 
 
 def plot_points(page) -> int:  # noqa: ANN001
-    """Points in the first trace of the first plotly chart (the losses), 0 if none yet."""
+    """Points in the first trace of the loss chart, 0 if none yet. Found by its title: once the run
+    has an evaluation, the sample-quality chart is drawn first."""
     return page.evaluate("""() => {
-        const el = document.querySelector('.js-plotly-plot');
+        const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
+        const title = el => ((el.layout || {}).title || {}).text || '';
+        const el = plots.find(p => title(p).includes('Losses'));
         if (!el || !el.calcdata || !el.calcdata.length) return 0;
         return el.calcdata[0].length || 0;
     }""")
@@ -72,12 +75,13 @@ def test_scan_train_watch_stop(tmp_path):
             usable.first.wait_for(timeout=60_000)
             assert "32" in usable.first.inner_text()
 
-            # Train: the folder is pre-filled; make the run tiny
+            # Train: the folder is pre-filled; make the run tiny (and long: the test stops it; a short
+            # run on a fast machine would finish before the chart is seen to grow)
             driver.nav(page, "Train")
             assert page.get_by_label("Dataset", exact=True).first.input_value() == str(folder)
             driver.choose(page, "Resolution", "16 × 16")
             for label, value in (("Latent size (z)", 16), ("Generator width", 8), ("Discriminator width", 8),
-                                 ("Batch size", 8), ("Steps", 5000), ("Sample every", 20),
+                                 ("Batch size", 8), ("Steps", 1_000_000), ("Sample every", 20),
                                  ("Log metrics every", 5)):
                 driver.set_input(page, label, value)
             driver.click(page, "Start training")

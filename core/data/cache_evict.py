@@ -124,23 +124,27 @@ def evict(cache_dir: str | os.PathLike, max_bytes: int | None = None, keep: froz
 
 
 # ------------------------------------------------------------------ CLI: python -m core cache
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+def clear(cache_dir: str | os.PathLike) -> tuple[list[CacheEntry], int]:
+    """Remove every entry; returns (removed, how many could not be removed, e.g. held open on Windows)."""
+    removed, failed = [], 0
+    for e in cache_entries(cache_dir):
+        try:
+            remove_entry(cache_dir, e)
+            removed.append(e)
+        except OSError:
+            failed += 1
+    return removed, failed
 
 
 def cmd_cache(args) -> int:
     """List the cache (oldest use first); --clear empties it; --max-gb trims it to a size now."""
+    from ..estimate import human_bytes as _human
     from .cache import default_cache_dir
     d = default_cache_dir()
     if args.clear:
-        gone = cache_entries(d)
-        for e in gone:
-            remove_entry(d, e)
-        print(f"Removed {len(gone)} entries ({_human(sum(e.bytes for e in gone))}) from {d}")
+        gone, failed = clear(d)
+        print(f"Removed {len(gone)} entries ({_human(sum(e.bytes for e in gone))}) from {d}"
+              + (f"; {failed} could not be removed" if failed else ""))
         return 0
     if args.max_gb is not None:
         gone = evict(d, int(args.max_gb * 2**30), min_age_s=0)

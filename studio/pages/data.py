@@ -288,7 +288,7 @@ def page_body() -> None:
 def cache_panel() -> None:
     """How much disk the decoded-image cache uses, its limit, and a way to empty it."""
     from core.data.cache import default_cache_dir
-    from core.data.cache_evict import MAX_GB_ENV, cache_entries, max_cache_bytes, remove_entry
+    from core.data.cache_evict import MAX_GB_ENV, cache_entries, clear, max_cache_bytes
     from core.estimate import human_bytes
 
     d = default_cache_dir()
@@ -306,12 +306,7 @@ def cache_panel() -> None:
                            "last used": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))}
                           for e in reversed(entries)], hide_index=True, width="stretch")
         if st.button("Clear the cache", icon=":material/delete_sweep:", disabled=not total, key="cache_clear"):
-            failed = 0
-            for e in cache_entries(d):
-                try:
-                    remove_entry(d, e)
-                except OSError:
-                    failed += 1  # e.g. a file another program holds open on Windows
+            _, failed = clear(d)  # entries another program holds open (Windows) are kept
             state.flash(f"Cache cleared ({human_bytes(total)})" + (f"; {failed} entries in use were kept" if failed else ""))
             st.rerun()
 

@@ -136,19 +136,25 @@ def cmd_resume(args) -> int:
 def _train_distributed(make, args) -> int:
     """Under torchrun: rank 0 prints and owns the run folder; the other ranks train silently."""
     from .train import distributed
+    trainer, in_step = None, False
     try:
         trainer = make()
         if trainer.rank == 0:
             if getattr(args, "announce", None):
                 Path(args.announce).write_text(str(trainer.store.path))
             print(f"Run folder: {trainer.store.path} ({trainer.world_size} processes)", file=sys.stderr)
-            return _train(trainer, args.quiet)
-        final = trainer.run()
-        if final not in ("finished", "stopped"):
-            print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
-        return 0 if final in ("finished", "stopped") else 1
+            code = _train(trainer, args.quiet)
+        else:
+            final = trainer.run()
+            if final not in ("finished", "stopped"):
+                print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
+            code = 0 if final in ("finished", "stopped") else 1
+        # finished/stopped come from the step budget or rank 0's broadcast stop, so every rank ends
+        # together; a failure may be this rank's alone, and the others would never reach a barrier.
+        in_step = code == 0
+        return code
     finally:
-        distributed.cleanup()
+        distributed.shutdown(trainer, in_step)
 
 
 def cmd_generate(args) -> int:

@@ -5,6 +5,7 @@ The batch size in the config is per rank: the global batch is batch_size x world
 """
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +103,21 @@ def resume_distributed(run_dir: str | Path, steps: int | None = None, minutes: f
     return t
 
 
-def cleanup() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(trainer: Trainer | None = None, in_step: bool = True) -> None:
+    """End this rank's part of the job: wait for the others, then free the process group here.
+
+    Why both: a rank that tears gloo down while a peer is still inside a collective (rank 0 writes
+    the final checkpoint and samples after the loop), or whose process group outlives
+    destroy_process_group() because the DDP wrappers still hold it and is then freed during
+    interpreter exit, can abort with "terminate called without an active exception" after a run
+    that finished fine. `in_step=False` (this rank may have failed on its own) skips the barrier,
+    which the other ranks would never reach.
+    """
+    if not dist.is_initialized():
+        return
+    if in_step:
+        dist.barrier()
+    if trainer is not None:  # drop the DDP wrappers (and with them their hold on the group)
+        trainer.G_fwd, trainer.D_fwd = trainer.G, trainer.D
+    gc.collect()
+    dist.destroy_process_group()

@@ -2,9 +2,9 @@
 
 torch.nn.SyncBatchNorm only runs on GPUs, and it syncs whenever it is in training mode, so a
 rank-0-only forward (a diagnostic) in training mode would hang the other ranks. This version
-all-reduces per-channel sum / sum of squares / count with the differentiable
-``torch.distributed.nn.functional.all_reduce``, which makes the forward and the backward exactly
-those of one BatchNorm over the global batch, and syncs only inside ``sync_enabled()``.
+all-reduces per-channel sum / sum of squares / count with a differentiable all-reduce (the
+gradient of a sum over ranks is the sum of the ranks' gradients), which makes the forward and the
+backward exactly those of one BatchNorm over the global batch, and syncs only inside ``bn_sync``.
 """
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ def _sync_active() -> bool:
         and dist.get_world_size() > 1
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks, differentiable. Ours rather than torch.distributed.nn.functional.all_reduce,
+    which is deprecated (a FutureWarning on every DDP run) in favour of a private module."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()  # every rank's loss depends on every rank's statistics
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm1d/2d whose training statistics cover the batch of every rank."""
 
@@ -44,13 +61,12 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and _sync_active()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
         dims = [0] + list(range(2, x.dim()))
         n_local = x.numel() // x.shape[1]
         xf = x.float()
         stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims),
                            torch.full((1,), float(n_local), device=x.device)])
-        stats = all_reduce(stats)  # differentiable: the backward all-reduces the statistics' gradients
+        stats = _AllReduceSum.apply(stats)
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n

@@ -10,7 +10,7 @@ import torch
 from core.config import TrainConfig
 from core.data import load_dataset
 from core.train import Trainer
-from core.train.distributed import cleanup, init_process_group, world_from_env
+from core.train.distributed import init_process_group, shutdown, world_from_env
 
 B = 4  # per rank
 
@@ -46,7 +46,7 @@ def main(out: str, loss: str) -> None:
     losses.torch.rand = real_rand
     if rank == 0:
         torch.save({"grads": grads, "loss_d": float(out_vals["loss/d"])}, out)
-    cleanup()
+    shutdown(t)
 
 
 if __name__ == "__main__":

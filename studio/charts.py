@@ -50,8 +50,11 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
 
 def _layout(fig: go.Figure, title: str, height: int, opts: dict, xtitle: str = "step") -> go.Figure:
     fig.update_layout(
-        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
-        height=height, margin=dict(l=10, r=10, t=40, b=10),
+        # Title on its own line above the legend: side by side they collide in a half-width
+        # chart on a laptop screen ("D(x) and D(G(z))" next to two long legend entries).
+        title=dict(text=title, x=0, xanchor="left", y=1, yref="container", yanchor="top",
+                   pad=dict(t=6), font=dict(size=15)),
+        height=height, margin=dict(l=10, r=10, t=58, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1, title=None),
         hovermode="x unified", uirevision=title, template="plotly_white",
     )
@@ -151,7 +154,14 @@ def quality_figure(h: MetricsHistory, columns: list[str], best: tuple[float, flo
                                              line=dict(color="#92400e", width=1))))
     title = "Sample quality (lower is better)"
     fig = _layout(fig, title, height, {})
+    # The same step axis as the loss charts (0 to the latest logged step): evaluations are sparse,
+    # and with one or two points plotly would otherwise zoom to a 999-1000.5 axis.
+    steps = h.column("step")
+    steps = steps[np.isfinite(steps)]
+    if steps.size:
+        last = max(float(steps.max()), best[0] if best else 0.0)
+        fig.update_xaxes(range=[0, last * 1.03 or 1], tickformat=",d")
     # Legend under the plot: the metric names are long and would cover the title.
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
-                      margin=dict(l=10, r=10, t=40, b=40))
+                      margin=dict(l=10, r=10, t=58, b=40))  # same plot top as its neighbours
     return fig

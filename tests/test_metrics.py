@@ -188,6 +188,16 @@ def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypat
     mon2 = monitor.QualityMonitor(t, every=4)
     t.step_count, row = 17, {}
     assert mon2(t, row) is None and "metric/swd" not in row
+    # The run's last log step is scored even between multiples of eval_every...
+    seq = iter([1.0])
+    t.step_count, t.finishing, row = 18, True, {}
+    assert [e["best"] for e in mon2(t, row)] == [True] and row["metric/swd"] == 1.0
+    assert saved[-1] == (18, "best.pt")
+    # ...but not twice at the same step, and not in a run shorter than one evaluation period.
+    assert mon2(t, {}) is None
+    t3 = _monitor_trainer(tmp_path / "short")
+    t3.step_count, t3.finishing, row = 3, True, {}
+    assert monitor.QualityMonitor(t3, every=4)(t3, row) is None and "metric/swd" not in row
 
 
 def _eval_settings(monkeypatch, every: int, samples: int) -> dict:
@@ -202,18 +212,19 @@ def _eval_settings(monkeypatch, every: int, samples: int) -> dict:
 
 
 def test_monitor_in_a_real_run_does_not_change_training(tmp_path, monkeypatch):
-    """Real SWD through the hook; the fixed-seed run's losses are identical with and without it."""
+    """Real SWD through the hook, the run's end (step 9, between evaluations) scored too; the
+    fixed-seed run's losses are identical with and without it."""
     from core.fsutil import read_jsonl
-    t = _monitor_trainer(tmp_path, steps=8, **_eval_settings(monkeypatch, 4, 32))
+    t = _monitor_trainer(tmp_path, steps=9, **_eval_settings(monkeypatch, 4, 32))
     assert t.run() == "finished"
     rows = read_jsonl(t.store.path / "metrics.jsonl")[0]
     with_eval = [r for r in rows if "metric/swd" in r]
-    assert [r["step"] for r in with_eval] == [4, 8]
+    assert [r["step"] for r in with_eval] == [4, 8, 9]
     assert all(r["quality/score"] == r["metric/swd"] and r["perf/eval_s"] > 0 for r in with_eval)
     assert (t.store.checkpoints_dir / "best.pt").exists()
     events = [e for e in read_jsonl(t.store.path / "events.jsonl")[0] if e["type"] == "metric"]
-    assert [e["step"] for e in events] == [4, 8] and events[0]["best"] is True
-    t2 = _monitor_trainer(tmp_path, steps=8, **_eval_settings(monkeypatch, 0, 32))
+    assert [e["step"] for e in events] == [4, 8, 9] and events[0]["best"] is True
+    t2 = _monitor_trainer(tmp_path, steps=9, **_eval_settings(monkeypatch, 0, 32))
     assert t2.run() == "finished"
     rows2 = read_jsonl(t2.store.path / "metrics.jsonl")[0]
     assert not any("metric/swd" in r for r in rows2)

@@ -30,9 +30,9 @@ def training_hooks(trainer: "Trainer") -> list:
 
 
 class QualityMonitor:
-    """A log hook: on the first log step at or after each multiple of ``eval_every``, scores
-    ``eval_samples`` images from the EMA generator (fixed latents, eval mode, no grad, own RNG so
-    training is unchanged) against cached real statistics. Lower ``quality/score`` is better."""
+    """A log hook: on the first log step at or after each multiple of ``eval_every`` and at a run's
+    last log step, scores ``eval_samples`` images from the EMA generator (fixed latents, eval mode,
+    no grad, own RNG so training is unchanged) against cached real statistics. Lower ``quality/score`` is better."""
 
     def __init__(self, trainer: "Trainer", every: int):
         cfg = trainer.cfg
@@ -56,7 +56,11 @@ class QualityMonitor:
         state = t.extra_state.setdefault("metrics", {})
         last = state.get("last_step", 0) if isinstance(state.get("last_step"), int) else 0
         s = t.step_count
-        if self.disabled or s // self.every <= last // self.every:
+        periodic = s // self.every > last // self.every
+        # The end of a run is scored too (when it trained past the first evaluation's step), so
+        # the final generator has a score and can become best.pt.
+        final = t.finishing and s > last and s >= self.every
+        if self.disabled or not (periodic or final):
             return events or None
         try:
             events.extend(self._evaluate(t, row, state))

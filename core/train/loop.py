@@ -155,8 +155,11 @@ class LoopContext:
         self.last_ckpt_step = t.step_count
         self.event("checkpoint", path=f"checkpoints/{path.name}", reason=reason)
 
-    def log(self) -> dict[str, Any]:
+    def log(self, last: bool = False) -> dict[str, Any]:
+        """Write a metrics row for the steps since the previous one; ``last``: the run ends here
+        (hooks then also do their end-of-run work, e.g. score the final generator)."""
         t, cfg = self.t, self.t.cfg
+        t.finishing = last
         now = time.perf_counter()
         n_steps = t.step_count - self.window_step0
         dt = max(now - self.window_t0, 1e-9)
@@ -313,14 +316,16 @@ def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[st
         last_tick = now
         s = t.step_count
         if s % cfg.log_every == 0 or s == 1:
-            ctx.log()
+            ctx.log(last=s >= cfg.steps)
         if s % cfg.sample_every == 0:
             ctx.sample()
         if s % cfg.checkpoint_every == 0:
             ctx.checkpoint()
         ctx.heartbeat()
+    # (A stop or time budget that lands exactly on a log step has no steps left to log, so that
+    # run's final generator keeps its last periodic score.)
     if ctx.window_n:
-        ctx.log()
+        ctx.log(last=True)
     if final == "finished" and cfg.minutes > 0 and t.step_count < cfg.steps:
         message = f"Time budget of {cfg.minutes:g} min used at step {t.step_count}"
     if ctx.last_sample_step != t.step_count:

@@ -89,6 +89,7 @@ class Trainer:
         self.last_message = ""  # how the last run() ended, in words
         self.resumed_from = None  # the checkpoint path this trainer continued from, if any
         self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
+        self.finishing = False  # True during a run's last log step: hooks may do end-of-run work
         from .hooks import default_hooks
         self.log_hooks = default_hooks(self) if store is not None else []
 

@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir")
     r.add_argument("--steps", type=int, help="new total step count")
-    r.add_argument("--minutes", type=float)
+    r.add_argument("--minutes", type=float, help="new total training time in minutes, counting earlier sessions "
+                   "(0 = no time limit)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a non-structural field (e.g. lr_g)")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_resume)

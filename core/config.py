@@ -66,7 +66,7 @@ class TrainConfig:
     g_saturating: bool = _f(False, "bce only: use the original saturating G loss log(1-D(G(z))) instead of the non-saturating one (for teaching; it trains worse).", group="tricks")
     # --- schedule ---
     steps: int = _f(5000, "Total generator steps to train.", group="schedule")
-    minutes: float = _f(0.0, "Wall-clock budget in minutes (0 = none). Training stops at whichever of steps/minutes comes first.", group="schedule")
+    minutes: float = _f(0.0, "Training-time budget in minutes (0 = none), in total over every session of the run like steps (pauses excluded). Training stops at whichever of steps/minutes comes first.", group="schedule")
     sample_every: int = _f(250, "Save a sample grid from the fixed latent every this many steps.", group="schedule")
     checkpoint_every: int = _f(1000, "Save a full checkpoint every this many steps (also at the end).", group="schedule")
     log_every: int = _f(25, "Write metrics every this many steps.", group="schedule")

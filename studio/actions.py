@@ -74,9 +74,18 @@ def resume_popover(info: RunInfo, key: str, width: str = "stretch", on_monitor: 
         default = total if info.step < total else max(total * 2, info.step + 1)
         steps = st.number_input("Train until step", min_value=1, value=int(default), step=100, key=f"{key}_steps",
                                 help="New total number of steps. A finished run needs a larger number.")
+        minutes = None
+        budget = float(info.config.get("minutes") or 0)
+        if budget > 0:  # a time-budgeted run: its budget is a total too, and may be what ended it
+            used = float(info.status.get("elapsed_s") or 0) / 60
+            minutes = st.number_input(
+                "Train until minute", min_value=0.0, step=1.0, key=f"{key}_minutes",
+                value=float(budget if used < budget else max(round(used * 2), 1)),
+                help=f"New total training time in minutes, counting the {used:.1f} min trained so far "
+                     "(0 = no time limit). Training stops at whichever of steps / minutes comes first.")
         if st.button("Resume training", type="primary", key=f"{key}_go", width="stretch"):
             try:
-                run_dir = state.job_manager().resume(info.path, steps=int(steps))
+                run_dir = state.job_manager().resume(info.path, steps=int(steps), minutes=minutes)
             except Exception as e:  # noqa: BLE001 - JobBusy, ConfigError, RunError, CheckpointError, DataError
                 state.show_error(_err_text(e), prefix="Could not resume: ")
                 return

@@ -70,6 +70,29 @@ def test_resume_refuses_structural_change(tiny_cfg, tmp_path):
     assert t2.cfg.lr_g == 1e-4
 
 
+def test_minutes_budget_is_a_total_across_resumes(tiny_cfg, tmp_path):
+    """A time-budgeted run interrupted and resumed trains as long in total as an uninterrupted one
+    (the budget counts every session, as steps do); a used-up budget must be raised to resume."""
+    cfg = tiny_cfg.replace(steps=10**6, minutes=0.04, checkpoint_every=50, sample_every=10**5)
+    t = create_run(cfg, tmp_path)
+    assert t.run(should_stop=lambda: t.step_count >= 5) == "stopped"  # interrupted early
+    first = load_checkpoint(latest_valid_checkpoint(t.store.checkpoints_dir)[0])["train_seconds"]
+    assert 0 < first < 2.4
+    resumed = resume_run(t.store.path)
+    assert resumed.train_seconds == first  # continues the clock, not a fresh 2.4 s
+    assert resumed.run() == "finished"
+    total = resumed.train_seconds
+    assert 2.4 <= total < 2.4 + 1.0, total  # one budget in all, not 2.4 s more
+    assert load_run(t.store.path).status["elapsed_s"] == pytest.approx(total)
+    with pytest.raises(ConfigError) as e:
+        resume_run(t.store.path)
+    assert e.value.field == "minutes" and "already trained" in str(e.value)
+    more = resume_run(t.store.path, minutes=0.06)
+    assert more.run() == "finished" and 3.6 <= more.train_seconds < 3.6 + 1.0
+    forked = fork_run(t.store.path, {}, tmp_path)
+    assert forked.train_seconds == 0.0  # a fork is a new run: its own budget
+
+
 def test_failed_checkpoint_write_keeps_previous(tiny_cfg, tmp_path, monkeypatch):
     t = create_run(tiny_cfg, tmp_path)
     t.run()

@@ -38,7 +38,8 @@ class LoopContext:
         self.on_event = on_event or (lambda ev: None)
         self.start_wall = time.time()
         self.start_step = t.step_count
-        self.active_s = 0.0  # wall time spent training (pauses excluded), for the minutes budget and ETA
+        # Wall time spent training (pauses excluded) in every session so far: the minutes budget and ETA.
+        self.active_s = t.train_seconds
         self.window: dict[str, torch.Tensor] = {}
         self.window_n = 0
         self.window_t0 = time.perf_counter()
@@ -145,6 +146,7 @@ class LoopContext:
             return
         if not t.weights_finite():
             raise Diverged("weights became non-finite; the last good checkpoint is kept")
+        t.train_seconds = self.active_s
         state = t.state_dict()  # a collective under DDP: every rank takes part
         self.last_ckpt_step = t.step_count
         if t.store is None:
@@ -278,6 +280,7 @@ def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
         ctx.event("state", state=final, message=message)
     except OSError:  # the disk may still be full: the state is lost, the checkpoints are not
         pass
+    t.train_seconds = ctx.active_s
     if t.store is not None:
         t.store.close()
     t.last_message = message if tb is None else f"{message}\n{tb}"

@@ -98,6 +98,11 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
         if found[1]["step"] >= cfg.steps:
             raise ConfigError("steps", f"the run is already at step {found[1]['step']}; "
                               f"ask for more steps than that (e.g. --steps {found[1]['step'] * 2})")
+        used_min = float(found[1].get("train_seconds") or 0.0) / 60
+        if cfg.minutes > 0 and used_min >= cfg.minutes:
+            raise ConfigError("minutes", f"the run has already trained {used_min:.1f} of its {cfg.minutes:g} "
+                              f"minutes (a total, like steps); ask for more minutes than that "
+                              f"(e.g. --minutes {max(1, round(used_min * 2))}) or 0 for no time limit")
     fp_then = info.meta.get("dataset", {}).get("fingerprint")
     fp_last = (found[1].get("dataset") or {}).get("fingerprint") if found else fp_then
     data_note = None

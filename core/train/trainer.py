@@ -90,6 +90,10 @@ class Trainer:
         self.resumed_from = None  # the checkpoint path this trainer continued from, if any
         self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
         self.finishing = False  # True during a run's last log step: hooks may do end-of-run work
+        # Training time (pauses excluded) up to step_count, summed over every session of this run
+        # folder: the minutes budget is a total, like steps, so a resumed run ends where an
+        # uninterrupted one would.
+        self.train_seconds = 0.0
         from .hooks import default_hooks
         self.log_hooks = default_hooks(self) if store is not None else []
 
@@ -266,7 +270,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(), "rng": rng, "rng_ranks": rng_ranks,
             "dataset": {"fingerprint": self.dataset.fingerprint, "count": len(self.dataset),
                         "channels": self.dataset.channels, "num_classes": self.num_classes},
-            "extra": self.extra_state, "time": time.time(),
+            "extra": self.extra_state, "time": time.time(), "train_seconds": self.train_seconds,
         }
 
     def load_state_dict(self, s: dict[str, Any], weights_only: bool = False) -> None:
@@ -281,8 +285,9 @@ class Trainer:
         self.step_count = int(s["step"])
         self.images_seen = int(s.get("images_seen", 0))
         self.extra_state = dict(s.get("extra") or {})
-        if weights_only:
+        if weights_only:  # a fork is a new run folder: its time budget starts afresh
             return
+        self.train_seconds = float(s.get("train_seconds") or 0.0)  # 0 in checkpoints older than this field
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.scaler_g.load_state_dict(s["scaler_g"])

@@ -103,7 +103,7 @@ def header(run_dir: str, was_active: bool) -> None:
                     f" Training uses {thr} CPU thread(s) now; with threads = 0 (auto) the count adapts to "
                     "what else is running on the CPU." if isinstance(thr, int) else ""))
     c[3].metric("ETA", human_duration(st_.get("eta_s")) if active else "—", help="Time left at the current speed.")
-    c[4].metric("Elapsed", human_duration(st_.get("elapsed_s")), help="Training time so far (pauses excluded).")
+    c[4].metric("Elapsed", human_duration(st_.get("elapsed_s")), help="Training time so far, over every session of this run (pauses excluded).")
     st.progress(frac, text=st_.get("message") or f"{100 * frac:.0f}%")
 
     if info.state in ("failed", "diverged"):

@@ -181,6 +181,19 @@ def test_monitor_tells_about_a_rollback(runs):
     assert any("rolled back to step 60" in t for t in texts(at, "info")), texts(at, "info")
 
 
+def test_event_log_says_what_each_file_event_wrote(runs):
+    p = make_run(runs, "00000-files")
+    _append(p / "events.jsonl", "".join(json.dumps(e) + "\n" for e in (
+        {"type": "sample", "time": time.time(), "step": 40, "path": "samples/step_0000040.png"},
+        {"type": "checkpoint", "time": time.time(), "step": 40, "path": "checkpoints/step_0000040.pt",
+         "reason": "final"})))
+    at = app("pages/monitor.py")
+    assert_ok(at)
+    messages = [m for df in at.dataframe for m in df.value.get("message", [])]
+    assert "Saved checkpoints/step_0000040.pt (end of this session)" in messages, messages
+    assert "Saved samples/step_0000040.png" in messages
+
+
 def test_stale_run_is_interrupted_and_resumable(runs):
     make_run(runs, "00000-stale", state="running", updated=time.time() - 3600)
     at = app("pages/monitor.py")

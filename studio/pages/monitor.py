@@ -310,6 +310,19 @@ def _metric_text(e: dict) -> str:
     return f"{name} = {state.fmt_num(e['value'])}" + (" — new best, kept as checkpoints/best.pt" if e.get("best") else "")
 
 
+CHECKPOINT_REASONS = {"periodic": "every checkpoint_every steps", "requested": "asked for from the studio",
+                      "final": "end of this session"}
+
+
+def _file_text(e: dict) -> str:
+    """What a checkpoint / sample event wrote, for the log's message column."""
+    path = e.get("path")
+    if not isinstance(path, str) or e.get("type") not in ("checkpoint", "sample"):
+        return ""
+    reason = CHECKPOINT_REASONS.get(e.get("reason"), e.get("reason"))
+    return f"Saved {path}" + (f" ({reason})" if reason else "")
+
+
 def event_log(run_dir: str) -> None:
     evs = state.histories().events(run_dir).events()
     if not evs:
@@ -320,7 +333,8 @@ def event_log(run_dir: str) -> None:
         t = e.get("time")
         rows.append({"time": time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "",
                      "step": e.get("step"), "type": e.get("type"),
-                     "message": e.get("message") or e.get("explanation") or _metric_text(e) or e.get("state") or ""})
+                     "message": e.get("message") or e.get("explanation") or _metric_text(e) or _file_text(e)
+                     or e.get("state") or ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320,
                  column_config={"message": st.column_config.TextColumn(width="large")})
 

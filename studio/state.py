@@ -200,6 +200,26 @@ STATE_STYLE = {
 }
 
 
+def run_progress(info: RunInfo) -> tuple[float, str]:
+    """(fraction done, the budget in words) of a run, which ends at whichever of its steps and
+    minutes comes first: the Monitor header and the Runs cards measure progress the same way."""
+    cfg = info.config or {}
+    total = info.total_steps
+    minutes = float(cfg.get("minutes") or 0)
+    frac = min(1.0, info.step / total) if total else 0.0
+    if minutes > 0:
+        frac = max(frac, min(1.0, float(info.status.get("elapsed_s") or 0) / (60 * minutes)))
+    if info.state == "finished":
+        frac = 1.0
+    if minutes > 0 and (not total or total >= 10**6):  # an effectively unlimited step count: time binds
+        budget = f"{minutes:g} min"
+    elif total or minutes:
+        budget = f"{total:,}" + (f" / {minutes:g} min" if minutes > 0 else "")
+    else:
+        budget = "—"
+    return frac, budget
+
+
 def state_badge(state: str) -> None:
     color, icon = STATE_STYLE.get(state, STATE_STYLE["unknown"])
     st.badge(state.capitalize(), icon=icon, color=color)

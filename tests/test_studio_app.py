@@ -194,6 +194,23 @@ def test_event_log_says_what_each_file_event_wrote(runs):
     assert "Saved samples/step_0000040.png" in messages
 
 
+def test_time_budgeted_run_shows_its_minutes_budget_everywhere(runs):
+    """A run that ended on its 4-minute budget far below its step count is shown as done, against
+    its minutes, on the Runs card and in the Monitor header (not 1,570 / 1,000,000)."""
+    p = make_run(runs, "00000-timed", steps=10**6)
+    meta = json.loads((p / "config.json").read_text())
+    meta["config"]["minutes"] = 4.0
+    (p / "config.json").write_text(json.dumps(meta))
+    status = json.loads((p / "status.json").read_text())
+    (p / "status.json").write_text(json.dumps({**status, "step": 1570, "elapsed_s": 240.0}))
+    for page in ("pages/runs.py", "pages/monitor.py"):
+        at = app(page)
+        assert_ok(at)
+        bars = at.get("progress")
+        assert bars and all(b.proto.value == 100 for b in bars), page
+    assert any("step 1,570 / 4 min" in b.proto.text for b in app("pages/runs.py").get("progress"))
+
+
 def test_stale_run_is_interrupted_and_resumable(runs):
     make_run(runs, "00000-stale", state="running", updated=time.time() - 3600)
     at = app("pages/monitor.py")

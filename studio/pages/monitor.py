@@ -82,19 +82,9 @@ def header(run_dir: str, was_active: bool) -> None:
     with t2:
         controls(info, active)
 
-    total = info.total_steps
-    minutes = cfg.get("minutes") or 0
-    # With a time budget the run ends at whichever of steps / minutes comes first: show the budget
-    # that binds, and measure progress against it.
-    frac = min(1.0, info.step / total) if total else 0.0
-    if minutes > 0:
-        frac = max(frac, min(1.0, (st_.get("elapsed_s") or 0) / (60 * minutes)))
-    if info.state == "finished":
-        frac = 1.0
+    frac, of = state.run_progress(info)
     c = st.columns(5)
     c[0].metric("Step", f"{info.step:,}", help="Generator steps done.")
-    of = (f"{minutes:g} min" if minutes > 0 and (not total or total >= 10**6) else
-          f"{total:,}" + (f" / {minutes:g} min" if minutes > 0 else "")) if (total or minutes) else "—"
     c[1].metric("Of", of, help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
     ips = st_.get("img_per_s")
     thr = st_.get("threads")

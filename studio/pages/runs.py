@@ -146,9 +146,8 @@ def run_card(info: RunInfo, idx: str) -> None:
                 if isinstance(fork, dict) and fork.get("run"):
                     bits.append(f"forked from {fork['run']}")
                 st.caption(" · ".join(state.esc(b) for b in bits if b) + f" · created {state.fmt_ago(info.meta.get('created'))}")
-            total = info.total_steps
-            st.progress(min(1.0, info.step / total) if total else 0.0,
-                        text=f"step {info.step:,} / {total:,}" if total else f"step {info.step:,}")
+            frac, budget = state.run_progress(info)
+            st.progress(frac, text=f"step {info.step:,}" + (f" / {budget}" if budget != "—" else ""))
         with nums:
             vals = [(lab, h.last(k)) for k, lab in LAST]
             vals = [(lab, v) for lab, v in vals if v is not None]

@@ -133,7 +133,7 @@ def main() -> None:
 
     bad_field = st.session_state.get("gs_bad_field")
     left, right = st.columns([5, 3], gap="large")
-    with left:
+    with left, st.container(key="train_form"):
         values = config_form(bad_field)
     st.session_state[K_CFG].update(values)
 
@@ -157,7 +157,7 @@ def main() -> None:
                 busy_here = state.job_manager().active(device=device) is not None
             except TypeError:
                 busy_here = True
-        with st.container(border=True):
+        with st.container(border=True, key="estimate"):
             st.markdown("##### Estimate")
             if cfg is not None:
                 estimate_panel(cfg, busy=job is not None)

@@ -226,7 +226,7 @@ def _num(v: Any) -> float:
 
 class EventLog(_IncrementalJsonl):
     """``events.jsonl`` read incrementally; keeps at most ``max_events`` recent events plus
-    the latest finding per kind (so findings are never lost to the cap)."""
+    the latest finding per kind and every rollback (so neither is lost to the cap)."""
 
     def __init__(self, path: str | Path, max_events: int = 5000):
         super().__init__(path)
@@ -236,11 +236,14 @@ class EventLog(_IncrementalJsonl):
     def _reset(self) -> None:
         self._events: list[dict[str, Any]] = []
         self._findings: dict[str, dict[str, Any]] = {}
+        self._rollbacks: list[dict[str, Any]] = []
 
     def _consume(self, recs: list[dict[str, Any]]) -> None:
         for r in recs:
             if r.get("type") == "finding":
                 self._findings[str(r.get("kind", "unknown"))] = r
+            elif r.get("type") == "rollback":  # on_diverge=rollback: at most one per session
+                self._rollbacks.append(r)
         self._events.extend(recs)
         if len(self._events) > self.max_events:
             del self._events[: len(self._events) - self.max_events]
@@ -254,6 +257,11 @@ class EventLog(_IncrementalJsonl):
         with self._lock:
             out = list(self._findings.values())
         return sorted(out, key=lambda f: (-_SEVERITY.get(f.get("severity"), 0), -(f.get("time") or 0)))
+
+    def rollbacks(self) -> list[dict[str, Any]]:
+        """Every ``rollback`` event of the run, oldest first (kept apart from the capped list)."""
+        with self._lock:
+            return list(self._rollbacks)
 
     def active_findings(self) -> list[dict[str, Any]]:
         return [f for f in self.findings() if f.get("status", "started") != "cleared"]

@@ -80,9 +80,10 @@ def test_replaced_or_truncated_file_is_reread(tmp_path):
     assert len(h) == 5 and h.series("loss/d")[1].tolist() == [2.0] * 5
 
 
-def test_event_log_keeps_latest_finding_per_kind(tmp_path):
+def test_event_log_keeps_latest_finding_per_kind_and_rollbacks(tmp_path):
     p = tmp_path / "events.jsonl"
     write(p, [{"type": "state", "state": "running", "time": 1},
+              {"type": "rollback", "message": "rolled back to step 60", "time": 1.5},
               {"type": "finding", "kind": "collapse", "severity": "warning", "status": "started", "time": 2},
               {"type": "finding", "kind": "d_wins", "severity": "critical", "status": "started", "time": 3},
               {"type": "finding", "kind": "collapse", "severity": "warning", "status": "cleared", "time": 4},
@@ -93,6 +94,7 @@ def test_event_log_keeps_latest_finding_per_kind(tmp_path):
     assert {f["kind"] for f in ev.findings()} == {"d_wins", "collapse"}
     assert ev.last_error()["message"] == "boom"
     assert len(ev.events()) == 3
+    assert [e["message"] for e in ev.rollbacks()] == ["rolled back to step 60"]  # kept past the cap
 
 
 def test_history_cache_shares_readers(tmp_path):

@@ -108,9 +108,8 @@ def header(run_dir: str, was_active: bool) -> None:
         state.histories().metrics(run_dir), info.name, active=active)
     for p in problems:
         st.warning(p, icon=":material/broken_image:")
-    for e in ev.events():
-        if e.get("type") == "rollback":  # on_diverge=rollback happened: the curves jump back here
-            st.info(e.get("message") or "Rolled back to the last good checkpoint.", icon=":material/undo:")
+    for e in ev.rollbacks():  # on_diverge=rollback happened: the curves jump back here
+        st.info(e.get("message") or "Rolled back to the last good checkpoint.", icon=":material/undo:")
 
 
 def controls(info: RunInfo, active: bool) -> None:

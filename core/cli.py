@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
@@ -69,17 +70,29 @@ def _dur(s: Any) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
-def _train(trainer, quiet: bool = False) -> int:
-    """Run a prepared trainer in the foreground, printing progress and findings; Ctrl-C stops cleanly."""
-    store = trainer.store
-    printer = None if quiet else ProgressPrinter(trainer.cfg.steps)
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGINT (Ctrl-C) and SIGTERM (torchrun passing on a Ctrl-C, a scheduler's preemption) ask the
+    training loop to stop after the current step and write a final checkpoint, instead of killing
+    the process mid-step. Yields a function the loop polls."""
     stop = {"flag": False}
 
-    def on_signal(signum, frame):  # first Ctrl-C: stop after this step and checkpoint
+    def on_signal(signum, frame):
         stop["flag"] = True
 
     old = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield lambda: stop["flag"]
+    finally:
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _train(trainer, quiet: bool = False) -> int:
+    """Run a prepared trainer in the foreground, printing progress and findings; Ctrl-C stops cleanly."""
+    store = trainer.store
+    printer = None if quiet else ProgressPrinter(trainer.cfg.steps)
     orig = store.write_status
 
     def write_status(**fields):
@@ -96,10 +109,9 @@ def _train(trainer, quiet: bool = False) -> int:
             print(f"\n[{ev['type']} at step {ev.get('step')}] {msg}", file=sys.stderr)
 
     try:
-        final = trainer.run(should_stop=lambda: stop["flag"], on_event=on_event)
+        with _stop_on_signals() as stop_asked:
+            final = trainer.run(should_stop=stop_asked, on_event=on_event)
     finally:
-        signal.signal(signal.SIGINT, old)
-        signal.signal(signal.SIGTERM, old_term)
         if printer:
             printer.close()
     print(f"{final}: {store.status.get('message', '')}", file=sys.stderr)
@@ -145,7 +157,8 @@ def _train_distributed(make, args) -> int:
             print(f"Run folder: {trainer.store.path} ({trainer.world_size} processes)", file=sys.stderr)
             code = _train(trainer, args.quiet)
         else:
-            final = trainer.run()
+            with _stop_on_signals() as stop_asked:  # every rank stops together, with a final checkpoint
+                final = trainer.run(should_stop=stop_asked)
             if final not in ("finished", "stopped"):
                 print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
             code = 0 if final in ("finished", "stopped") else 1

@@ -88,3 +88,45 @@ def test_two_rank_run_resumes_after_kill(tmp_path):
     assert any(f"Resumed from step_{last_step:07d}.pt" in (e.get("message") or "") for e in events)
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert len(steps) == len(set(steps))
+
+
+def test_ctrl_c_on_torchrun_stops_every_rank_with_a_final_checkpoint(tmp_path):
+    """torchrun passes a Ctrl-C on to its workers: they stop together at the next shared decision,
+    rank 0 writes a final checkpoint at that step, and the run ends `stopped` (not `failed` from a
+    rank that died in the middle of a collective)."""
+    runs = tmp_path / "runs"
+    announce = tmp_path / "run_dir.txt"
+    common = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--set", "threads=1",
+              "--set", "log_every=2", "--set", "checkpoint_every=1000", "--set", "sample_every=1000",
+              "--device", "cpu"]
+    p = subprocess.Popen(torchrun("-m", "core", "train", "--data", "shapes", "--resolution", "16",
+                                  "--batch-size", "4", "--steps", "100000", "--runs-dir", str(runs),
+                                  "--announce", str(announce), "--quiet", *common),
+                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        run_dir = None
+        while time.time() < deadline:
+            if announce.exists():
+                run_dir = Path(announce.read_text())
+                status = json.loads((run_dir / "status.json").read_text() or "{}")
+                if status.get("step", 0) >= 20:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the 2-rank run did not get going in time")
+        p.send_signal(signal.SIGINT)  # the agent only, as the test cannot type Ctrl-C into a terminal
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            subprocess.run(["pkill", "-9", "-f", str(announce)])
+            p.wait(30)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "stopped", (status, err[-3000:])
+    ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
+    assert ckpts and int(ckpts[-1].stem.split("_")[1]) == status["step"], (ckpts, status)
+    assert status["step"] % 10 == 0  # a shared decision step: every rank stopped at the same one
+    assert "stopped: Stopped by the user" in err and "terminate called" not in err, err[-3000:]
+    assert "rank 1:" not in err and "Warning" not in err, err[-3000:]  # rank 1 ended well too; no deprecations

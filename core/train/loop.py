@@ -103,23 +103,25 @@ class LoopContext:
             self.want_pause = state == "paused"
 
     def decide(self) -> tuple[bool, bool, bool]:
-        """(stop, paused, checkpoint_now), decided by rank 0 and shared with every rank so that all
-        ranks stop, pause and checkpoint at the same step (collectives would hang otherwise)."""
+        """(stop, paused, checkpoint_now), shared by every rank so that all ranks stop, pause and
+        checkpoint at the same step (collectives would hang otherwise). Rank 0 reads the run's
+        control file and time budget; a stop asked of any rank (SIGTERM from torchrun on Ctrl-C or
+        a scheduler's preemption reaches every worker) stops them all."""
         t = self.t
+        if self.should_stop():
+            self.stop_requested = True
         if t.rank == 0:
             self.poll_control()
-            if self.should_stop():
-                self.stop_requested = True
             budget = t.cfg.minutes > 0 and self.active_s >= t.cfg.minutes * 60
             flags = [self.stop_requested or budget, self.want_pause, self.ckpt_requested]
         else:
-            flags = [False, False, False]
+            flags = [self.stop_requested, False, False]
         if t.world_size > 1:
             import torch.distributed as dist
             buf = torch.tensor([float(f) for f in flags])
             if t.device.type == "cuda":
                 buf = buf.to(t.device)
-            dist.broadcast(buf, 0)
+            dist.all_reduce(buf, op=dist.ReduceOp.MAX)
             flags = [bool(v) for v in buf.tolist()]
         stop, pause, ckpt = flags
         self.ckpt_requested = False
@@ -291,7 +293,7 @@ def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[st
     """Steps until done or stopped; returns (final state, message)."""
     cfg = t.cfg
     last_tick = time.perf_counter()
-    # Under DDP the decision is a broadcast: take it every few steps, not every step.
+    # Under DDP the decision is a collective: take it every few steps, not every step.
     decide_every = 1 if t.world_size == 1 else 10
     while t.step_count < cfg.steps:
         if ctx.paused or t.step_count % decide_every == 0:

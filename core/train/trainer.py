@@ -72,8 +72,11 @@ class Trainer:
         if world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G_fwd = DDP(self.G, device_ids=ids, broadcast_buffers=False)  # buffers: BN stats are synced by GlobalBatchNorm
-            self.D_fwd = DDP(self.D, device_ids=ids, broadcast_buffers=False)  # buffers: BN stats are synced by GlobalBatchNorm
+            # Buffers (BN running stats) are kept in step by GlobalBatchNorm, not by a broadcast per
+            # forward; the one sync at construction is harmless (every rank built the same nets).
+            # forward_sync_buffers replaces the deprecated broadcast_buffers in this torch.
+            self.G_fwd = DDP(self.G, device_ids=ids, forward_sync_buffers=False)
+            self.D_fwd = DDP(self.D, device_ids=ids, forward_sync_buffers=False)
         if cfg.compile:
             self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
         # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).

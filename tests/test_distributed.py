@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -26,6 +27,33 @@ def free_port() -> int:
 def torchrun(*args: str, **kw) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
             "--master-port", str(free_port()), *args]
+
+
+def start_two_rank_run(tmp_path: Path, checkpoint_every: int, stderr=subprocess.DEVNULL):
+    """A tiny 2-process CPU training run under torchrun, in its own session; (process, announce file)."""
+    announce = tmp_path / "run_dir.txt"
+    common = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--set", "threads=1",
+              "--set", "log_every=2", "--set", f"checkpoint_every={checkpoint_every}", "--set", "sample_every=1000",
+              "--device", "cpu"]
+    p = subprocess.Popen(torchrun("-m", "core", "train", "--data", "shapes", "--resolution", "16",
+                                  "--batch-size", "4", "--steps", "100000", "--runs-dir", str(tmp_path / "runs"),
+                                  "--announce", str(announce), "--quiet", *common),
+                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+                         start_new_session=True)
+    return p, announce
+
+
+def wait_for_run(announce: Path, ready, what: str, timeout: float = 240) -> Path:
+    """The announced run folder once ``ready(run_dir)`` holds; fails the test with ``what`` otherwise."""
+    if not wait_for(lambda: announce.exists() and ready(Path(announce.read_text())), timeout, every=0.5):
+        pytest.fail(what)
+    return Path(announce.read_text())
+
+
+def kill_run(p: subprocess.Popen, announce: Path) -> None:
+    os.killpg(p.pid, signal.SIGKILL)  # no clean shutdown: like a node dying
+    subprocess.run(["pkill", "-9", "-f", str(announce)])  # the workers, if torchrun gave them own groups
+    p.wait(30)
 
 
 @pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge"])
@@ -48,30 +76,12 @@ def test_two_ranks_match_one_rank_with_double_batch(tmp_path, loss):
 
 
 def test_two_rank_run_resumes_after_kill(tmp_path):
-    runs = tmp_path / "runs"
-    announce = tmp_path / "run_dir.txt"
-    common = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--set", "threads=1",
-              "--set", "log_every=2", "--set", "checkpoint_every=4", "--set", "sample_every=1000", "--device", "cpu"]
-    p = subprocess.Popen(torchrun("-m", "core", "train", "--data", "shapes", "--resolution", "16",
-                                  "--batch-size", "4", "--steps", "100000", "--runs-dir", str(runs),
-                                  "--announce", str(announce), "--quiet", *common),
-                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p, announce = start_two_rank_run(tmp_path, checkpoint_every=4)
     try:
-        deadline = time.time() + 240
-        run_dir = None
-        while time.time() < deadline:
-            if announce.exists():
-                run_dir = Path(announce.read_text())
-                if len(list((run_dir / "checkpoints").glob("step_*.pt"))) >= 2:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the 2-rank run wrote no checkpoints in time")
+        run_dir = wait_for_run(announce, lambda d: len(list((d / "checkpoints").glob("step_*.pt"))) >= 2,
+                               "the 2-rank run wrote no checkpoints in time")
     finally:
-        os.killpg(p.pid, signal.SIGKILL)  # no clean shutdown: like a node dying
-        subprocess.run(["pkill", "-9", "-f", str(announce)])  # the workers, if torchrun gave them own groups
-        p.wait(30)
+        kill_run(p, announce)
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "running"  # killed: nobody wrote a final state
     ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))
@@ -94,35 +104,15 @@ def test_ctrl_c_on_torchrun_stops_every_rank_with_a_final_checkpoint(tmp_path):
     """torchrun passes a Ctrl-C on to its workers: they stop together at the next shared decision,
     rank 0 writes a final checkpoint at that step, and the run ends `stopped` (not `failed` from a
     rank that died in the middle of a collective)."""
-    runs = tmp_path / "runs"
-    announce = tmp_path / "run_dir.txt"
-    common = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--set", "threads=1",
-              "--set", "log_every=2", "--set", "checkpoint_every=1000", "--set", "sample_every=1000",
-              "--device", "cpu"]
-    p = subprocess.Popen(torchrun("-m", "core", "train", "--data", "shapes", "--resolution", "16",
-                                  "--batch-size", "4", "--steps", "100000", "--runs-dir", str(runs),
-                                  "--announce", str(announce), "--quiet", *common),
-                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p, announce = start_two_rank_run(tmp_path, checkpoint_every=1000, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 240
-        run_dir = None
-        while time.time() < deadline:
-            if announce.exists():
-                run_dir = Path(announce.read_text())
-                status = json.loads((run_dir / "status.json").read_text() or "{}")
-                if status.get("step", 0) >= 20:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the 2-rank run did not get going in time")
+        run_dir = wait_for_run(announce, lambda d: json.loads((d / "status.json").read_text() or "{}").get("step", 0) >= 20,
+                               "the 2-rank run did not get going in time")
         p.send_signal(signal.SIGINT)  # the agent only, as the test cannot type Ctrl-C into a terminal
         _, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            subprocess.run(["pkill", "-9", "-f", str(announce)])
-            p.wait(30)
+            kill_run(p, announce)
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "stopped", (status, err[-3000:])
     ckpts = sorted((run_dir / "checkpoints").glob("step_*.pt"))

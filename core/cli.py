@@ -162,8 +162,8 @@ def _train_distributed(make, args) -> int:
             if final not in ("finished", "stopped"):
                 print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
             code = 0 if final in ("finished", "stopped") else 1
-        # finished/stopped come from the step budget or rank 0's broadcast stop, so every rank ends
-        # together; a failure may be this rank's alone, and the others would never reach a barrier.
+        # finished/stopped come from the step budget or the ranks' shared stop decision, so every
+        # rank ends together; a failure may be this rank's alone, and the others would never reach a barrier.
         in_step = code == 0
         return code
     finally:

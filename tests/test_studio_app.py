@@ -209,6 +209,9 @@ def test_time_budgeted_run_shows_its_minutes_budget_everywhere(runs):
         bars = at.get("progress")
         assert bars and all(b.proto.value == 100 for b in bars), page
     assert any("step 1,570 / 4 min" in b.proto.text for b in app("pages/runs.py").get("progress"))
+    # A finished run keeps its last measured speed, labelled as such.
+    speed = {m.label: m.value for m in app("pages/monitor.py").metric}
+    assert speed.get("Images / s (last)") == "500", speed
 
 
 def test_stale_run_is_interrupted_and_resumable(runs):

@@ -88,10 +88,12 @@ def header(run_dir: str, was_active: bool) -> None:
     c[1].metric("Of", of, help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
     ips = st_.get("img_per_s")
     thr = st_.get("threads")
-    c[2].metric("Images / s", f"{ips:,.0f}" if isinstance(ips, (int, float)) and active else "—",
-                help="Real images seen per second (recent average)." + (
+    # A run that is not training keeps showing its last measured speed (labelled as such).
+    c[2].metric("Images / s" if active else "Images / s (last)", f"{ips:,.0f}" if isinstance(ips, (int, float)) else "—",
+                help=("Real images seen per second (recent average)." if active else
+                      "Real images seen per second over the last logged steps, while it was training.") + (
                     f" Training uses {thr} CPU thread(s) now; with threads = 0 (auto) the count adapts to "
-                    "what else is running on the CPU." if isinstance(thr, int) else ""))
+                    "what else is running on the CPU." if isinstance(thr, int) and active else ""))
     c[3].metric("ETA", human_duration(st_.get("eta_s")) if active else "—", help="Time left at the current speed.")
     c[4].metric("Elapsed", human_duration(st_.get("elapsed_s")), help="Training time so far, over every session of this run (pauses excluded).")
     st.progress(frac, text=st_.get("message") or f"{100 * frac:.0f}%")

@@ -157,7 +157,7 @@ def seed_grid(g: LoadedGenerator) -> tuple[float, Any]:
     for r in range(0, n, per_row):
         cols = st.columns(per_row)
         for col, s, img in zip(cols, seeds[r:r + per_row], imgs[r:r + per_row]):
-            with col:
+            with col, st.container(gap="xxsmall"):  # the Pin button belongs to the image above it
                 pinned = s in pins
                 show(img, caption=f"seed {s}" + (" · pinned" if pinned else ""))
                 st.button("Unpin" if pinned else "Pin", key=f"{K}pin_{s}", on_click=_toggle_pin, args=(s,),

@@ -200,9 +200,9 @@ STATE_STYLE = {
 }
 
 
-def run_progress(info: RunInfo) -> tuple[float, str]:
-    """(fraction done, the budget in words) of a run, which ends at whichever of its steps and
-    minutes comes first: the Monitor header and the Runs cards measure progress the same way."""
+def run_progress(info: RunInfo) -> tuple[float, str | None]:
+    """(fraction done, the budget in words or None if it has none) of a run, which ends at whichever
+    of its steps and minutes comes first: the Monitor header and the Runs cards measure it alike."""
     cfg = info.config or {}
     total = info.total_steps
     minutes = float(cfg.get("minutes") or 0)
@@ -212,12 +212,10 @@ def run_progress(info: RunInfo) -> tuple[float, str]:
     if info.state == "finished":
         frac = 1.0
     if minutes > 0 and (not total or total >= 10**6):  # an effectively unlimited step count: time binds
-        budget = f"{minutes:g} min"
-    elif total or minutes:
-        budget = f"{total:,}" + (f" / {minutes:g} min" if minutes > 0 else "")
-    else:
-        budget = "—"
-    return frac, budget
+        return frac, f"{minutes:g} min"
+    if total:
+        return frac, f"{total:,}" + (f" / {minutes:g} min" if minutes > 0 else "")
+    return frac, None
 
 
 def state_badge(state: str) -> None:

@@ -82,10 +82,10 @@ def header(run_dir: str, was_active: bool) -> None:
     with t2:
         controls(info, active)
 
-    frac, of = state.run_progress(info)
+    frac, budget = state.run_progress(info)
     c = st.columns(5)
     c[0].metric("Step", f"{info.step:,}", help="Generator steps done.")
-    c[1].metric("Of", of, help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
+    c[1].metric("Of", budget or "—", help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
     ips = st_.get("img_per_s")
     thr = st_.get("threads")
     # A run that is not training keeps showing its last measured speed (labelled as such).

@@ -147,7 +147,7 @@ def run_card(info: RunInfo, idx: str) -> None:
                     bits.append(f"forked from {fork['run']}")
                 st.caption(" · ".join(state.esc(b) for b in bits if b) + f" · created {state.fmt_ago(info.meta.get('created'))}")
             frac, budget = state.run_progress(info)
-            st.progress(frac, text=f"step {info.step:,}" + (f" / {budget}" if budget != "—" else ""))
+            st.progress(frac, text=f"step {info.step:,}" + (f" / {budget}" if budget else ""))
         with nums:
             vals = [(lab, h.last(k)) for k, lab in LAST]
             vals = [(lab, v) for lab, v in vals if v is not None]

@@ -8,15 +8,25 @@ from core.train.threads import ThreadTuner, candidate_threads, make_thread_tuner
 
 
 class FakeCPU:
-    """Step times per thread count, switchable to simulate another process getting busy."""
+    """Step times per thread count, switchable to simulate another process getting busy.
+
+    Busy, our threads beyond the first wait for a core half of the time (the run-queue wait the
+    tuner reads through ``waited``); quiet, they never wait."""
 
     def __init__(self, quiet: dict[int, float], busy: dict[int, float]):
         self.times = {"quiet": quiet, "busy": busy}
         self.mode = "quiet"
         self.set_calls: list[int] = []
+        self.wait_s = 0.0
 
     def setter(self, n: int) -> None:
         self.set_calls.append(n)
+
+    def waited(self) -> float:
+        return self.wait_s
+
+    def tuner(self, start: int, candidates=(1, 2)) -> ThreadTuner:
+        return ThreadTuner(list(candidates), start=start, setter=self.setter, waited=self.waited)
 
     def run(self, tuner: ThreadTuner, seconds: float) -> dict[int, float]:
         """Step for ``seconds`` of step time; return the step time spent at each count."""
@@ -25,6 +35,8 @@ class FakeCPU:
         while t < seconds:
             dt = self.times[self.mode][tuner.current]
             spent[tuner.current] = spent.get(tuner.current, 0.0) + dt
+            if self.mode == "busy":
+                self.wait_s += 0.5 * dt * (tuner.current - 1)
             tuner.record(dt)
             t += dt
         return spent
@@ -38,7 +50,7 @@ def test_candidates():
 
 def test_picks_the_faster_count_and_mostly_stays_there():
     cpu = FakeCPU(quiet={1: 0.16, 2: 0.10}, busy={1: 0.18, 2: 0.60})
-    tu = ThreadTuner([1, 2], start=1, setter=cpu.setter)
+    tu = cpu.tuner(start=1)
     spent = cpu.run(tu, 600)
     assert tu.held == 2
     # Probing the slower count costs a small share once the winner is stable (holds grow to 160 s).
@@ -49,7 +61,7 @@ def test_picks_the_faster_count_and_mostly_stays_there():
 
 def test_load_appearing_moves_to_fewer_threads_within_seconds():
     cpu = FakeCPU(quiet={1: 0.16, 2: 0.10}, busy={1: 0.18, 2: 0.60})
-    tu = ThreadTuner([1, 2], start=2, setter=cpu.setter)
+    tu = cpu.tuner(start=2)
     cpu.run(tu, 300)
     assert tu.held == 2
     cpu.mode = "busy"
@@ -63,9 +75,32 @@ def test_load_appearing_moves_to_fewer_threads_within_seconds():
     assert tu.held == 2  # (``current`` may be 1 for a moment if the run ends during a re-check)
 
 
+def test_quiet_machine_skips_rechecks_of_fewer_threads_but_busy_one_keeps_them():
+    cpu = FakeCPU(quiet={1: 0.16, 2: 0.10}, busy={1: 0.18, 2: 0.12})  # busy, but 2 threads still win
+    tu = cpu.tuner(start=2)
+    spent = cpu.run(tu, 600)
+    # Only the first window's try (which finds a model that prefers fewer threads) is made.
+    assert tu.held == 2 and tu.probes == 1 and tu.skipped >= 3, tu.summary()
+    assert spent.get(1, 0) < 2 * T.TRY_S
+    cpu.mode = "busy"  # 20% slower: under the CHANGE threshold, so only the wait tells
+    probes = tu.probes
+    cpu.run(tu, 2 * T.HOLD_MAX_S + 10)
+    assert tu.held == 2 and tu.probes > probes  # others want the CPU: the re-checks are made
+    # Not measurable (no schedstat): re-checks on schedule, as before.
+    blind = ThreadTuner([1, 2], start=2, setter=cpu.setter, waited=lambda: None)
+    cpu.mode = "quiet"
+    cpu.run(blind, 600)
+    assert blind.skipped == 0 and blind.probes >= 4
+
+
+def test_runqueue_wait_is_read_for_this_process():
+    w = T.runqueue_wait_s()
+    assert w is None or w >= 0.0
+
+
 def test_first_step_is_not_counted_and_a_try_is_short():
     seen = []
-    tu = ThreadTuner([1, 2], start=2, setter=seen.append)
+    tu = ThreadTuner([1, 2], start=2, setter=seen.append, waited=lambda: None)
     tu.record(100.0)  # first step ever: allocation and kernel set-up, ignored
     for _ in range(8):  # one window: 8 x 0.4 s >= WINDOW_S
         tu.record(0.4)

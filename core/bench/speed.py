@@ -163,7 +163,8 @@ class OursSide:
         tu = self.t.thread_tuner
         if tu is None:
             return self.t.threads
-        return f"auto {'/'.join(map(str, tu.candidates))}: now {tu.current}, {tu.switches} switches"
+        return (f"auto {'/'.join(map(str, tu.candidates))}: now {tu.current}, {tu.switches} switches, "
+                f"{tu.skipped} re-checks skipped")
 
     def iterate(self, n: int) -> int:
         self.t.apply_threads()  # the textbook side resets the process to the default count

@@ -147,7 +147,8 @@ class ThreadTuner:
 
     def summary(self) -> dict:
         return {"threads": self.current, "candidates": self.candidates, "switches": self.switches,
-                "probes": self.probes, "skipped": self.skipped, "steps_per_s": {k: round(v, 3) for k, v in sorted(self.rates.items())}}
+                "probes": self.probes, "skipped": self.skipped,
+                "steps_per_s": {k: round(v, 3) for k, v in sorted(self.rates.items())}}
 
     def _wait_share(self, span: float) -> float | None:
         """Run-queue wait per step second over the window just ended (None: not measurable here)."""

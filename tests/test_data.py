@@ -19,6 +19,7 @@ from PIL import Image
 from core.data import (BUILTIN_DATASETS, MIN_IMAGES, DataError, DiffAugment, ImageDataset, load_dataset,
                        load_image, scan)
 from core.data.builtin import make_shapes, read_idx
+from core.data.cache_evict import ENTRY_DIR
 
 # core.data re-exports the function scan, which shadows the submodule as an attribute.
 scan_mod = importlib.import_module("core.data.scan")
@@ -231,7 +232,7 @@ def test_load_dataset_cache_reuse_and_invalidation(tmp_path, monkeypatch):
     assert isinstance(ds, ImageDataset) and len(ds) == 10
     assert ds.images.shape == (10, 3, 16, 16) and ds.images.dtype == torch.uint8
     assert ds.labels is None and ds.num_classes == 0 and ds.channels == 3
-    cache_files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    cache_files = sorted(p.name for p in (tmp_path / "cache" / ENTRY_DIR).iterdir())
     assert f"{ds.fingerprint}.json" in cache_files and f"{ds.fingerprint}.images.npy" in cache_files
     assert not [n for n in cache_files if n.endswith(".tmp")]
 
@@ -385,48 +386,61 @@ def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
 
 
 def test_cache_evicts_least_recently_used_entries_over_the_limit(tmp_path, monkeypatch):
+    import hashlib
+
     import numpy as np
 
     from core.data.cache import read_cache, write_cache
     from core.data.cache_evict import cache_entries, evict
 
     monkeypatch.setenv("GAN_STUDIO_CACHE_MAX_GB", "0")  # no automatic eviction while filling
+    k = {n: hashlib.sha1(n.encode()).hexdigest() for n in ("old", "mid", "new", "newest")}  # keys are fingerprints
+    name = {v: n for n, v in k.items()}
+    d = tmp_path / ENTRY_DIR
 
     def put(key: str, age_s: float) -> None:
-        write_cache(key, (4, 3, 16, 16), lambda im, lab: im.fill(7), {"source": key}, tmp_path)
+        write_cache(k[key], (4, 3, 16, 16), lambda im, lab: im.fill(7), {"source": key}, tmp_path)
         t = time.time() - age_s
-        os.utime(tmp_path / f"{key}.json", (t, t))
+        os.utime(d / f"{k[key]}.json", (t, t))
+
+    def order() -> list[str]:
+        return [name[e.key] for e in cache_entries(tmp_path)]
 
     for key, age in (("old", 3000), ("mid", 2000), ("new", 1000)):
         put(key, age)
     each = cache_entries(tmp_path)[0].bytes
-    assert [e.key for e in cache_entries(tmp_path)] == ["old", "mid", "new"] and each > 3 * 16 * 16 * 4
-    assert read_cache("old", tmp_path) is not None  # a hit marks it used: now the newest
-    assert [e.key for e in cache_entries(tmp_path)] == ["mid", "new", "old"]
-    removed = evict(tmp_path, max_bytes=2 * each, keep=frozenset({"mid"}))
-    assert [e.key for e in removed] == ["new"]  # "mid" is protected, "old" was just used
-    assert read_cache("new", tmp_path) is None and read_cache("mid", tmp_path) is not None
-    assert not list(tmp_path.glob("new.*"))
+    assert order() == ["old", "mid", "new"] and each > 3 * 16 * 16 * 4
+    assert read_cache(k["old"], tmp_path) is not None  # a hit marks it used: now the newest
+    assert order() == ["mid", "new", "old"]
+    removed = evict(tmp_path, max_bytes=2 * each, keep=frozenset({k["mid"]}))
+    assert [name[e.key] for e in removed] == ["new"]  # "mid" is protected, "old" was just used
+    assert read_cache(k["new"], tmp_path) is None and read_cache(k["mid"], tmp_path) is not None
+    assert not list(d.glob(f"{k['new']}.*"))
     # Just-used entries are never removed, even over the limit (another process may be opening them).
     assert evict(tmp_path, max_bytes=1) == []
     # Writing a new entry applies the limit from the environment, sparing the new entry.
     monkeypatch.setenv("GAN_STUDIO_CACHE_MAX_GB", str(1.5 * each / 2**30))
     for key in ("mid", "old"):
         t = time.time() - 5000
-        os.utime(tmp_path / f"{key}.json", (t, t))
-    write_cache("newest", (4, 3, 16, 16), lambda im, lab: im.fill(1), {"source": "n"}, tmp_path)
-    assert [e.key for e in cache_entries(tmp_path)] == ["newest"]
-    assert np.asarray(read_cache("newest", tmp_path).images).max() == 1
+        os.utime(d / f"{k[key]}.json", (t, t))
+    write_cache(k["newest"], (4, 3, 16, 16), lambda im, lab: im.fill(1), {"source": "n"}, tmp_path)
+    assert order() == ["newest"]
+    assert np.asarray(read_cache(k["newest"], tmp_path).images).max() == 1
+    with pytest.raises(ValueError):  # a name the cache would not recognise as its own later
+        write_cache("k1", (1, 1, 16, 16), lambda im, lab: None, {}, tmp_path)
 
 
 def test_cache_cli_lists_and_clears(tmp_path, monkeypatch, capsys):
+    import hashlib
+
     from core.cli import main
     from core.data.cache import write_cache
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path))
-    write_cache("k1", (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, tmp_path)
+    key = hashlib.sha1(b"cats").hexdigest()
+    write_cache(key, (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, tmp_path)
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
     assert "1 entries" in out and "/data/cats" in out
     assert main(["cache", "--clear"]) == 0
     assert "Removed 1 entries" in capsys.readouterr().out
-    assert not list(tmp_path.glob("k1.*"))
+    assert not list(tmp_path.rglob(f"{key}.*"))

@@ -264,17 +264,20 @@ def test_data_page_scans_a_folder_and_prefills_train(runs, tmp_path):
 
 
 def test_data_page_shows_and_clears_the_dataset_cache(runs, tmp_path, monkeypatch):
+    import hashlib
+
     from core.data.cache import write_cache
     own = tmp_path / "own-cache"
     monkeypatch.setenv("GAN_STUDIO_CACHE", str(own))
-    write_cache("k1", (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, own)
+    key = hashlib.sha1(b"cats").hexdigest()  # entries are named by their fingerprint
+    write_cache(key, (2, 1, 16, 16), lambda im, lab: None, {"source": "/data/cats"}, own)
     at = app()  # the page's preview of the built-in "shapes" adds an entry of its own
     assert_ok(at)
     assert any("2 dataset(s)" in e.label for e in at.expander), [e.label for e in at.expander]
     assert any("/data/cats" in list(df.value["source"]) for df in at.dataframe)
     at.button(key="cache_clear").click().run()
     assert_ok(at)
-    assert not list(own.glob("k1.*"))
+    assert not list(own.rglob(f"{key}.*"))
     assert not any("/data/cats" in list(df.value["source"]) for df in at.dataframe if "source" in df.value)
 
 

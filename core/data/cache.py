@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache_evict import evict, touch_entry
+from .cache_evict import entries_dir, evict, is_key, own_meta, touch_entry
 from .decode import _decode_chunk
 from .errors import DataError
 from .parallel import chunked, map_chunks
@@ -37,6 +37,23 @@ def _dir(cache_dir: str | os.PathLike | None) -> Path:
         raise DataError(f"cannot create the cache folder {d}: {e.strerror or e}. "
                         "Set GAN_STUDIO_CACHE to a writable folder.") from e
     return d
+
+
+def _entries(cache_dir: str | os.PathLike | None) -> Path:
+    """The entry subfolder of the cache (created): entries never lie loose among a user's files."""
+    d = entries_dir(_dir(cache_dir))
+    try:
+        d.mkdir(exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the cache folder {d}: {e.strerror or e}. "
+                        "Set GAN_STUDIO_CACHE to a writable folder.") from e
+    return d
+
+
+def _entry_folders(cache_dir: str | os.PathLike | None) -> tuple[Path, Path]:
+    """Where an entry may be: the entry subfolder, then the top level (entries of older versions)."""
+    top = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return entries_dir(top), top
 
 
 def folder_key(report: ScanReport, resolution: int, channels: int) -> str:
@@ -82,8 +99,12 @@ def write_cache(key: str, shape: tuple[int, int, int, int],
                 cache_dir: str | os.PathLike | None = None) -> None:
     """Create `<key>.images.npy` / `.labels.npy` / `.json` by letting `fill(images, labels)` write
     into a memmap, so a dataset larger than RAM never has to exist in memory at once. The .json
-    is written last: its presence means the other two are complete."""
-    d = _dir(cache_dir)
+    is written last: its presence means the other two are complete. ``key`` must be a fingerprint
+    (folder_key / builtin_key): only such entries are ever listed, evicted or cleared."""
+    if not is_key(key):
+        raise ValueError(f"cache key {key!r} is not a 40-hex fingerprint (folder_key / builtin_key)")
+    top = _dir(cache_dir)
+    d = _entries(top)
     tmps: list[str] = []
     try:
         img_tmp = _tmp_path(d, f"{key}.images.npy")
@@ -107,7 +128,7 @@ def write_cache(key: str, shape: tuple[int, int, int, int],
         _fsync_replace(lab_tmp, d / f"{key}.labels.npy")
         _fsync_replace(meta_tmp, d / f"{key}.json")
         tmps.clear()
-        evict(d, keep=frozenset({key}))  # stay under $GAN_STUDIO_CACHE_MAX_GB: drop the least recently used
+        evict(top, keep=frozenset({key}))  # stay under $GAN_STUDIO_CACHE_MAX_GB: drop the least recently used
     except OSError as e:
         raise DataError(f"cannot write the dataset cache in {d}: {e.strerror or e}. "
                         "Free some disk space or set GAN_STUDIO_CACHE to another folder.") from e
@@ -123,13 +144,16 @@ def read_cache(key: str, cache_dir: str | os.PathLike | None = None,
                memory_budget_mb: float = 2048) -> CachedArrays | None:
     """The cached arrays for `key`, or None if absent or damaged. Arrays within the memory budget
     are copied into RAM (fast random batches); larger ones stay memory-mapped, read-only."""
-    d = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    meta_p = d / f"{key}.json"
-    if not meta_p.is_file():
-        return None
+    for d in _entry_folders(cache_dir):
+        if (d / f"{key}.json").is_file():
+            return _read_entry(d, key, memory_budget_mb)
+    return None
+
+
+def _read_entry(d: Path, key: str, memory_budget_mb: float) -> CachedArrays | None:
     try:
-        meta = json.loads(meta_p.read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
+        meta = json.loads((d / f"{key}.json").read_text(encoding="utf-8"))
+        if not own_meta(meta, key) or meta.get("format_version") != FORMAT_VERSION:
             return None
         images = np.load(d / f"{key}.images.npy", mmap_mode="r")
         labels = np.load(d / f"{key}.labels.npy")
@@ -149,23 +173,23 @@ def cached_scan(folder: str | os.PathLike, progress: ProgressFn | None = None,
                 cache_dir: str | os.PathLike | None = None, workers: int | None = None) -> ScanReport:
     """scan(), reusing the previous report when no file was added, removed or modified, so a warm
     start only lists and stats the folder instead of decoding every image again."""
-    d = _dir(cache_dir)
+    d = _entries(cache_dir)
     listing = list_folder(folder)
-    p = d / f"{listing_key(listing)}.scan.json"
-    if p.is_file():
-        try:
-            rep = ScanReport._from_state(json.loads(p.read_text(encoding="utf-8")))
-            touch_entry(d, p.name[:-len(".json")])
+    key = listing_key(listing)
+    for where in _entry_folders(cache_dir):
+        rep = _read_scan(where / f"{key}.scan.json", key)
+        if rep is not None:
+            touch_entry(where, f"{key}.scan")
             if progress:
                 progress(len(listing.candidates), len(listing.candidates))
             return rep
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
     rep = scan(folder, progress=progress, workers=workers, listing=listing)
+    p = d / f"{key}.scan.json"
     tmp = _tmp_path(d, p.name)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(rep._state(), f)  # ensure_ascii (default) keeps surrogate-escaped names intact
+            # The key first: cache_evict recognises its own scan entries by their first bytes.
+            json.dump({"fingerprint": key, **rep._state()}, f)  # ensure_ascii keeps surrogate-escaped names
         os.replace(tmp, p)
     except OSError:
         try:
@@ -173,6 +197,19 @@ def cached_scan(folder: str | os.PathLike, progress: ProgressFn | None = None,
         except OSError:
             pass  # the scan cache is an optimisation; failing to write it is not an error
     return rep
+
+
+def _read_scan(p: Path, key: str) -> ScanReport | None:
+    if not p.is_file():
+        return None
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+        # Entries of older versions (top level) have no "fingerprint"; newer ones must name their key.
+        if state.pop("fingerprint", key) != key:
+            return None
+        return ScanReport._from_state(state)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def load_folder_arrays(report: ScanReport, resolution: int, channels: int,
@@ -207,6 +244,6 @@ def load_folder_arrays(report: ScanReport, resolution: int, channels: int,
     out = read_cache(key, cache_dir, memory_budget_mb)
     if out is None:
         raise DataError(f"the dataset cache for {display_path(report.root)} in "
-                        f"{Path(cache_dir or default_cache_dir())} could not be read back after writing it.")
+                        f"{entries_dir(cache_dir or default_cache_dir())} could not be read back after writing it.")
     out.hit = False
     return out

@@ -288,16 +288,18 @@ def page_body() -> None:
 def cache_panel() -> None:
     """How much disk the decoded-image cache uses, its limit, and a way to empty it."""
     from core.data.cache import default_cache_dir
-    from core.data.cache_evict import MAX_GB_ENV, cache_entries, clear, max_cache_bytes
+    from core.data.cache_evict import MAX_GB_ENV, cache_entries, clear, entries_dir, max_cache_bytes
     from core.estimate import human_bytes
 
     d = default_cache_dir()
-    entries = [e for e in cache_entries(d) if e.kind == "dataset"]
-    total = sum(e.bytes for e in cache_entries(d))
+    every = cache_entries(d)  # only entries the cache wrote: other files in the folder are never touched
+    entries = [e for e in every if e.kind == "dataset"]
+    total = sum(e.bytes for e in every)
     limit = max_cache_bytes()
     with st.expander(f"Decoded-image cache · {len(entries)} dataset(s), {human_bytes(total)}", expanded=False,
                      icon=":material/database:"):
-        st.caption(f"Every dataset is decoded once into `{state.esc(str(d))}` so later runs start in seconds. "
+        st.caption(f"Every dataset is decoded once into `{state.esc(str(entries_dir(d)))}` so later runs start "
+                   "in seconds. "
                    + (f"When it would grow past {human_bytes(limit)}, the least recently used entries are removed "
                       f"(set {MAX_GB_ENV} to change the limit). " if limit else "No size limit is set. ")
                    + "Clearing it is safe: a dataset is decoded again the next time it is used.")

@@ -167,6 +167,16 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.float().flatten(1).pow(2).sum(dim=1).mean()
 
 
+def r1_penalty_fp32(D: Callable[..., torch.Tensor], real: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """R1 from its own forward of ``D`` (an eager module, not a compiled one) on ``real`` in fp32
+    with autocast off: for compiled training forwards (no double backward through aot_autograd)
+    and mixed precision (the inner gradient is not loss-scaled, so fp16 would underflow)."""
+    x = real.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = D(x, y) if y is not None else D(x)
+        return r1_penalty(out.float(), x)
+
+
 def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
     """Salimans et al. 2016: squared L2 distance between mean real and mean fake D features (real detached)."""
     return (real_features.detach().float().mean(dim=0) - fake_features.float().mean(dim=0)).pow(2).sum()

@@ -126,8 +126,9 @@ class QualityMonitor:
         improved = math.isfinite(value) and (best is None or value < best) and t.weights_finite()
         if improved:
             state.update(best=value, best_step=s)
-            from ..train.checkpoint import save_checkpoint
-            save_checkpoint(t.store.checkpoints_dir / BEST_NAME, t.state_dict())
+            # The loop writes best.pt right after the hooks: under DDP saving the state is a
+            # collective, which this rank-0-only hook must not enter alone.
+            t.best_requested = True
         events.append({"type": "metric", "metric": self.metric, "value": value, "std": std, "n": self.n,
                        "best": improved, "best_value": state.get("best"), "best_step": state.get("best_step"),
                        "seconds": round(dt, 3),

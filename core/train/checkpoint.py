@@ -13,6 +13,7 @@ from ..fsutil import atomic_write_bytes
 
 FORMAT = "gan-studio-checkpoint"
 VERSION = 1
+BEST_NAME = "best.pt"  # the checkpoint with the best quality score so far (never rotated)
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 

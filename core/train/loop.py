@@ -14,7 +14,7 @@ import torch
 from ..fsutil import atomic_write_bytes
 from ..imaging import grid_png
 from ..runs import read_control
-from .checkpoint import checkpoint_name, rotate_checkpoints, save_checkpoint
+from .checkpoint import BEST_NAME, checkpoint_name, rotate_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -54,6 +54,7 @@ class LoopContext:
         self.ckpt_requested = False
         self.last_sample_step = self.last_ckpt_step = -1
         self.stop_requested = False
+        self.budget_used = False
         self.hooks = t.log_hooks
         self.last_status = time.monotonic()
 
@@ -106,24 +107,23 @@ class LoopContext:
         """(stop, paused, checkpoint_now), shared by every rank so that all ranks stop, pause and
         checkpoint at the same step (collectives would hang otherwise). Rank 0 reads the run's
         control file and time budget; a stop asked of any rank (SIGTERM from torchrun on Ctrl-C or
-        a scheduler's preemption reaches every worker) stops them all."""
+        a scheduler's preemption reaches every worker) stops them all. ``budget_used`` records
+        whether the stop is the time budget's (a normal finish) on every rank alike."""
         t = self.t
         if self.should_stop():
             self.stop_requested = True
         if t.rank == 0:
             self.poll_control()
             budget = t.cfg.minutes > 0 and self.active_s >= t.cfg.minutes * 60
-            flags = [self.stop_requested or budget, self.want_pause, self.ckpt_requested]
+            flags = [self.stop_requested, budget, self.want_pause, self.ckpt_requested]
         else:
-            flags = [self.stop_requested, False, False]
+            flags = [self.stop_requested, False, False, False]
         if t.world_size > 1:
-            import torch.distributed as dist
-            buf = torch.tensor([float(f) for f in flags])
-            if t.device.type == "cuda":
-                buf = buf.to(t.device)
-            dist.all_reduce(buf, op=dist.ReduceOp.MAX)
-            flags = [bool(v) for v in buf.tolist()]
-        stop, pause, ckpt = flags
+            flags = _any_across_ranks(flags, t.device)
+        user_stop, budget, pause, ckpt = flags
+        self.stop_requested = user_stop
+        self.budget_used = budget and not user_stop
+        stop = user_stop or budget
         self.ckpt_requested = False
         if pause != self.paused and not stop:
             self.paused = pause
@@ -159,6 +159,29 @@ class LoopContext:
         self.last_ckpt_step = t.step_count
         self.event("checkpoint", path=f"checkpoints/{path.name}", reason=reason)
 
+    def save_best_if_asked(self) -> list[dict[str, Any]]:
+        """Write checkpoints/best.pt when a hook asked for it (``t.best_requested``, set by the quality
+        monitor on a new best score). Hooks run on rank 0 only, while the state to save is a
+        collective (every rank's RNG is gathered), so under DDP the ranks first agree on whether to
+        save: each log step costs one tiny all-reduce, and no rank is left waiting in a collective
+        the others never join."""
+        t = self.t
+        want = bool(t.best_requested)
+        t.best_requested = False
+        if t.world_size > 1:
+            (want,) = _any_across_ranks([want], t.device)
+        if not want:
+            return []
+        state = t.state_dict()
+        if t.store is None:
+            return []
+        try:
+            save_checkpoint(t.store.checkpoints_dir / BEST_NAME, state)
+        except OSError as e:  # the training itself is fine: say so and keep going
+            return [{"type": "warning", "message": f"Could not save checkpoints/{BEST_NAME}: {e}. "
+                                                   "The previous best.pt (if any) is intact."}]
+        return []
+
     def log(self, last: bool = False) -> dict[str, Any]:
         """Write a metrics row for the steps since the previous one; ``last``: the run ends here
         (hooks then also do their end-of-run work, e.g. score the final generator)."""
@@ -186,7 +209,13 @@ class LoopContext:
         events = []
         if not nonfinite:
             for hook in self.hooks:
-                events.extend(hook(t, row) or [])
+                try:
+                    events.extend(hook(t, row) or [])
+                except Exception as e:  # a diagnostic must never end a training run (nor, under DDP,
+                    # leave the other ranks waiting in the next collective)
+                    events.append({"type": "warning", "message": f"A log hook ({type(hook).__name__}) failed at "
+                                   f"step {t.step_count} and was skipped: {type(e).__name__}: {e}"})
+        events.extend(self.save_best_if_asked())
         if t.store is not None:
             t.store.log_metrics(row)
         for ev in events:
@@ -301,8 +330,8 @@ def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[st
             if ckpt:
                 ctx.checkpoint(reason="requested")
             if stop:
-                if cfg.minutes > 0 and ctx.active_s >= cfg.minutes * 60 and not ctx.stop_requested:
-                    break  # the time budget is used up: this is a normal finish
+                if ctx.budget_used:
+                    break  # the time budget is used up: this is a normal finish (on every rank)
                 final, message = "stopped", f"Stopped by the user at step {t.step_count}"
                 break
             if paused:
@@ -318,6 +347,7 @@ def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[st
         ctx.window_n += 1
         now = time.perf_counter()
         ctx.active_s += now - last_tick
+        t.train_seconds = ctx.active_s  # the instance-noise schedule follows a minutes budget too
         last_tick = now
         s = t.step_count
         if s % cfg.log_every == 0 or s == 1:
@@ -370,6 +400,16 @@ def _roll_back(t: "Trainer", ctx: LoopContext, err: Diverged) -> bool:
         f"continued with both learning rates divided by 4 ({lrs}). This happens once per run."))
     ctx.status(state="running", step=t.step_count, message=f"Rolled back to step {t.step_count} after a divergence")
     return True
+
+
+def _any_across_ranks(flags: list[bool], device: torch.device) -> list[bool]:
+    """Each flag OR-ed over every rank (one all-reduce); a collective: every rank must call it."""
+    import torch.distributed as dist
+    buf = torch.tensor([float(f) for f in flags])
+    if device.type == "cuda":
+        buf = buf.to(device)
+    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in buf.tolist()]
 
 
 def _mean_across_ranks(window: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -10,16 +10,18 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import DiffAugment, ImageDataset
-from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penalty
+from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penalty, r1_penalty_fp32
 from ..models import build_models
 from ..runs import RunStore
-from .device import choose_threads, pick_device, pick_precision, use_channels_last
+from .device import choose_threads, configure_cuda_math, pick_device, pick_precision, use_channels_last
 from .threads import make_thread_tuner
 from .ema import EMA
+from .rmsprop import ScalerAwareRMSprop
 from .sampler import TensorBatchSampler
 from .syncbn import bn_sync, convert_batchnorm
 
 N_FIXED = 64  # samples in the fixed-latent grid (8 x 8)
+NOISE_KEY = "instance_noise"  # extra_state: where the instance-noise line was re-anchored (resume, fork)
 
 
 class Trainer:
@@ -54,6 +56,8 @@ class Trainer:
         # Fast paths that leave the mathematics unchanged (tests/test_fastpath.py checks that);
         # ``fast_path=False`` is the plain reference path. See docs/performance.md for the measurements.
         self.fast_path = fast_path
+        if fast_path and self.device.type == "cuda":
+            configure_cuda_math()
         self.channels_last = fast_path and use_channels_last(self.device, cfg.arch)
         if self.channels_last:
             self.G.to(memory_format=torch.channels_last)
@@ -79,6 +83,12 @@ class Trainer:
             self.D_fwd = DDP(self.D, device_ids=ids, forward_sync_buffers=False)
         if cfg.compile:
             self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
+        # R1 is a gradient of D's output with respect to its input, differentiated again: the
+        # training forward D(real) serves when it is eager and fp32. A compiled D cannot be
+        # differentiated twice (aot_autograd has no double backward), and an autocast forward
+        # would give half-precision gradients of gradients that underflow, so those take R1 from
+        # an eager fp32 pass of their own, as the gradient penalty always does.
+        self.r1_reuses_d_real = cfg.r1_weight > 0 and not cfg.compile and self.precision.autocast_dtype is None
         # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).
         self.D_plain: Callable = torch.compile(self.D) if cfg.compile else self.D
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -93,6 +103,7 @@ class Trainer:
         self.resumed_from = None  # the checkpoint path this trainer continued from, if any
         self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
         self.finishing = False  # True during a run's last log step: hooks may do end-of-run work
+        self.best_requested = False  # set by a hook on a new best score; the loop then writes best.pt
         # Training time (pauses excluded) up to step_count, summed over every session of this run
         # folder: the minutes budget is a total, like steps, so a resumed run ends where an
         # uninterrupted one would.
@@ -120,8 +131,10 @@ class Trainer:
         # (CUDA; and CPU, where torch has a fused Adam too). The plain path keeps torch's default.
         fused = {"fused": True} if self.device.type == "cuda" or (self.fast_path and self.device.type == "cpu") else {}
         if self.loss.prefers_optimizer == "rmsprop":  # WGAN with clipping: momentum-free, as in the paper
-            return (torch.optim.RMSprop(self.G.parameters(), lr=cfg.lr_g),
-                    torch.optim.RMSprop(self.D.parameters(), lr=cfg.lr_d))
+            # torch has no fused RMSprop: under fp16 + GradScaler this one consumes the scaler's
+            # inf flag on the device, as fused Adam does, instead of a host sync per step.
+            rms = ScalerAwareRMSprop if self.precision.use_scaler else torch.optim.RMSprop
+            return (rms(self.G.parameters(), lr=cfg.lr_g), rms(self.D.parameters(), lr=cfg.lr_d))
         return (torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused),
                 torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused))
 
@@ -135,10 +148,58 @@ class Trainer:
         y = torch.randint(0, self.num_classes, (n,), device=self.device) if self.num_classes else None
         return z, y
 
+    # ------------------------------------------------------------------ schedules
+    def progress(self, cfg: TrainConfig | None = None, step: int | None = None,
+                 seconds: float | None = None) -> float:
+        """How much of the run's plan is done, 0..1: steps or, with a minutes budget, training
+        time, whichever runs out first (the same rule that ends the run)."""
+        cfg = cfg or self.cfg
+        step = self.step_count if step is None else step
+        seconds = self.train_seconds if seconds is None else seconds
+        p = step / cfg.steps
+        if cfg.minutes > 0:
+            p = max(p, seconds / (cfg.minutes * 60))
+        return min(1.0, max(0.0, p))
+
+    def instance_noise_std(self) -> float:
+        """Instance noise falls linearly to 0 at the end of the plan. A resume with a new budget
+        (or a fork) re-anchors the line at the std it had reached (or the fork's setting), so the
+        schedule never jumps back up; with the plan unchanged it is the uninterrupted line."""
+        a = self.extra_state.get(NOISE_KEY)
+        p0, std0 = (float(a["p0"]), float(a["std0"])) if isinstance(a, dict) else (0.0, self.cfg.instance_noise)
+        if p0 >= 1.0:
+            return 0.0
+        return std0 * max(0.0, 1.0 - (self.progress() - p0) / (1.0 - p0))
+
+    def _anchor_instance_noise(self, saved: dict[str, Any], weights_only: bool) -> None:
+        if self.cfg.instance_noise <= 0:
+            self.extra_state.pop(NOISE_KEY, None)
+            return
+        try:
+            old = TrainConfig.from_dict(saved["config"])
+        except Exception:  # an old or foreign config: treat it as a new plan
+            old = None
+        same = (old is not None and not weights_only and old.instance_noise == self.cfg.instance_noise
+                and old.steps == self.cfg.steps and old.minutes == self.cfg.minutes)
+        if same:
+            return  # the saved anchor (if any) still describes this plan
+        if old is not None and not weights_only and old.instance_noise == self.cfg.instance_noise:
+            std_now = self._std_under(old)  # a new budget: continue from where the noise was
+        else:
+            std_now = self.cfg.instance_noise  # a fork or a changed setting: the new value, from now on
+        self.extra_state[NOISE_KEY] = {"p0": self.progress(), "std0": std_now}
+
+    def _std_under(self, old_cfg: TrainConfig) -> float:
+        cfg, self.cfg = self.cfg, old_cfg
+        try:
+            return self.instance_noise_std()
+        finally:
+            self.cfg = cfg
+
     def _d_input(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: instance noise (annealed to 0 over the run), then DiffAugment."""
         if self.cfg.instance_noise > 0:
-            std = self.cfg.instance_noise * max(0.0, 1.0 - self.step_count / self.cfg.steps)
+            std = self.instance_noise_std()
             if std > 0:
                 x = x + std * torch.randn_like(x)
         if self.augment is not None:
@@ -177,7 +238,7 @@ class Trainer:
             fake = fake_g.detach()
             need_r1 = cfg.r1_weight > 0
             real_in = self._d_input(real)
-            if need_r1:
+            if self.r1_reuses_d_real:
                 real_in = real_in.detach().requires_grad_(True)
             with self._autocast():
                 d_real = self.D_fwd(real_in, y)
@@ -190,7 +251,10 @@ class Trainer:
                 total_d = total_d + cfg.gp_weight * gp
                 out["gp"], out["gp/grad_norm"] = gp.detach(), gnorm.detach()
             if need_r1:
-                r1 = r1_penalty(d_real.float(), real_in)
+                # Either through this D(real) forward (eager fp32: no extra pass needed), or its own
+                # eager fp32 pass (see r1_reuses_d_real).
+                r1 = (r1_penalty(d_real.float(), real_in) if self.r1_reuses_d_real
+                      else r1_penalty_fp32(self.D, real_in, y))
                 total_d = total_d + 0.5 * cfg.r1_weight * r1
                 out["r1"] = r1.detach()
             self.opt_d.zero_grad(set_to_none=True)
@@ -201,9 +265,10 @@ class Trainer:
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
             if self.loss.uses_weight_clipping:
-                with torch.no_grad():
-                    for p in self.D.parameters():
-                        p.clamp_(-cfg.clip_value, cfg.clip_value)
+                with torch.no_grad():  # two multi-tensor kernels instead of one clamp per parameter
+                    params = list(self.D.parameters())
+                    torch._foreach_clamp_min_(params, -cfg.clip_value)
+                    torch._foreach_clamp_max_(params, cfg.clip_value)
         # ---- generator phase: D is only a path for G's gradients, so its parameters need none
         # (saves a weight-gradient pass, and keeps D's DDP reducer out of G's backward).
         self.D.requires_grad_(False)
@@ -289,8 +354,11 @@ class Trainer:
         self.images_seen = int(s.get("images_seen", 0))
         self.extra_state = dict(s.get("extra") or {})
         if weights_only:  # a fork is a new run folder: its time budget starts afresh
+            self.train_seconds = 0.0
+            self._anchor_instance_noise(s, weights_only=True)
             return
         self.train_seconds = float(s.get("train_seconds") or 0.0)  # 0 in checkpoints older than this field
+        self._anchor_instance_noise(s, weights_only=False)
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.scaler_g.load_state_dict(s["scaler_g"])
@@ -305,7 +373,9 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def weights_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for m in (self.G, self.D) for p in m.parameters())
+        """True when every weight of G and D is finite: one host sync in all, not one per parameter."""
+        flags = [torch.isfinite(p).all() for m in (self.G, self.D) for p in m.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
 
     def run(self, should_stop: Callable[[], bool] | None = None,
             on_event: Callable[[dict], None] | None = None) -> str:

@@ -14,12 +14,13 @@ def _rand(shape: tuple[int, ...], x: torch.Tensor, g: torch.Generator | None) ->
     return torch.rand(shape, generator=g, device=dev).to(device=x.device, dtype=x.dtype)
 
 
-def _randint(high: torch.Tensor | int, shape: tuple[int, ...], x: torch.Tensor,
-             g: torch.Generator | None) -> torch.Tensor:
+def _randint(high: int, shape: tuple[int, ...], x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
     """Integers uniform in [0, high) per element, as long on x's device."""
     dev = g.device if g is not None else x.device
     u = torch.rand(shape, generator=g, device=dev).to(x.device)
-    return (u * high).long().clamp_max(torch.as_tensor(high, device=x.device) - 1)
+    # A Python bound, not a tensor: a scalar tensor made on the GPU each call is a host->device
+    # copy (a sync) several times per step.
+    return (u * high).long().clamp_max(int(high) - 1)
 
 
 class DiffAugment:

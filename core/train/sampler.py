@@ -37,7 +37,13 @@ class TensorBatchSampler:
 
     def _new_perm(self) -> torch.Tensor:
         perm = self.train_idx[torch.randperm(len(self.train_idx), generator=self.gen)]
-        return perm[self.rank::self.world_size]
+        # Drawn on the CPU (a seeded CPU generator: the same order on every device), then moved
+        # where the images are once per epoch: slicing a batch's indices off it then costs no
+        # host->device copy (from pageable memory, a sync) at every critic step.
+        perm = perm[self.rank::self.world_size]
+        if self.images.device.type == "cuda":  # pinned: an asynchronous copy, no sync even once per epoch
+            return perm.pin_memory().to(self.images.device, non_blocking=True)
+        return perm.to(self.images.device)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Next batch as float in [-1, 1] on the device, plus labels (or None)."""
@@ -63,8 +69,8 @@ class TensorBatchSampler:
         return self._fetch(self.train_idx[:n])
 
     def _fetch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.images.device.type != "cpu":
-            idx = idx.to(self.images.device, non_blocking=True)
+        if idx.device != self.images.device:  # held-out / reference sets only; batches are already there
+            idx = idx.to(self.images.device)
         x = self.images[idx]
         if x.device != self.device:
             x = x.to(self.device, non_blocking=True)
@@ -73,11 +79,11 @@ class TensorBatchSampler:
         return x, y
 
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "perm": self._perm.clone(), "pos": self._pos, "epoch": self.epoch}
+        return {"gen": self.gen.get_state(), "perm": self._perm.cpu().clone(), "pos": self._pos, "epoch": self.epoch}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.gen.set_state(s["gen"])
-        self._perm, self._pos, self.epoch = s["perm"], int(s["pos"]), int(s["epoch"])
+        self._perm, self._pos, self.epoch = s["perm"].to(self.images.device), int(s["pos"]), int(s["epoch"])
 
 
 def _fits_on_device(images: torch.Tensor, device: torch.device) -> bool:

@@ -149,3 +149,63 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{p.name} is missing in {p.parent}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{p} is unreadable or not valid JSON ({e})") from None
+
+
+class FileLock:
+    """An exclusive, non-blocking advisory lock on ``path`` (flock), held until release() or exit.
+
+    Why flock: the kernel drops it when the holder's process dies, so a crash never leaves a stale
+    lock, and it belongs to one open file description, so two threads of one process that each
+    open the file exclude each other too. The file records the holder ("pid host") for messages;
+    its mere existence means nothing. Where fcntl is missing (Windows) acquire() always succeeds.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> bool:
+        """Take the lock; False when another holder has it (see holder())."""
+        if self._fd is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EWOULDBLOCK: someone holds it
+            os.close(fd)
+            return False
+        self._fd = fd
+        import socket
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass  # the note is for messages only; the lock itself is held
+        return True
+
+    def holder(self) -> tuple[int | None, str]:
+        """(pid, host) written by the current holder, (None, "") when unknown."""
+        try:
+            pid, _, host = self.path.read_text(encoding="utf-8").strip().partition(" ")
+            return int(pid), host
+        except (OSError, ValueError):
+            return None, ""
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)  # closing the last descriptor of the open file releases the flock
+            except OSError:
+                pass
+
+    def __del__(self) -> None:  # a writer dropped without closing must not hold its run forever
+        self.release()

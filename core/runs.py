@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import JsonlAppender, atomic_write_json, metrics_row, read_json, read_jsonl
+from .fsutil import FileLock, JsonlAppender, atomic_write_json, metrics_row, read_json, read_jsonl
 
 STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
 ACTIVE_STATES = ("starting", "running", "paused")
@@ -66,6 +66,7 @@ class RunStore:
     STATUS = "status.json"
     CONTROL = "control.json"
     REALS = "reals.png"
+    LOCK = ".train.lock"  # flock'd by the one process (thread) training the folder; see lock()
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -76,6 +77,7 @@ class RunStore:
         self._metrics: JsonlAppender | None = None
         self._events: JsonlAppender | None = None
         self._status: dict[str, Any] = {}
+        self._lock: FileLock | None = None
         try:
             self._status = read_json(self.path / self.STATUS)
         except ValueError:
@@ -102,6 +104,36 @@ class RunStore:
         atomic_write_json(path / cls.CONFIG, {"config": config, **meta})
         store.write_status(state="starting", step=0, total_steps=config.get("steps"))
         return store
+
+    # ---------------------------------------------------------------- ownership
+    def lock(self) -> None:
+        """Take the folder for this writer, or raise RunError naming the process that has it.
+
+        Why: the status file cannot tell that another resume is still loading its data (it writes
+        "starting" only afterwards), nor that a run whose status went quiet is alive. The lock is
+        held for the whole training and released by close() once the status says it ended (a
+        close mid-run, as a rollback does to reopen the metrics log, keeps it) or when the
+        process dies.
+        """
+        lock = self._lock or FileLock(self.path / self.LOCK)
+        if not lock.acquire():
+            pid, host = lock.holder()
+            if pid == os.getpid():
+                # This process holds it: maybe a trainer that was made but never run and is now
+                # garbage; collecting once frees its lock, a live trainer keeps it.
+                import gc
+                gc.collect()
+            if not lock.acquire():
+                pid, host = lock.holder()
+                who = f"pid {pid}" + (f" on {host}" if host and host != HOST else "") if pid else "another process"
+                raise RunError(f"{self.path.name} is already being trained or resumed by {who}; "
+                               "wait for it to finish or stop it first")
+        self._lock = lock
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ---------------------------------------------------------------- writing
     def log_metrics(self, row: dict[str, Any]) -> None:
@@ -148,6 +180,8 @@ class RunStore:
                 f.sync()
                 f.close()
         self._metrics = self._events = None
+        if self._status.get("state") not in ACTIVE_STATES:
+            self.unlock()  # the training ended (its final state is written): the folder is free
 
 
 # -------------------------------------------------------------------- control

@@ -11,9 +11,10 @@ import torch
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
 from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
-from .checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints
+from .checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint
 from .trainer import Trainer
 
+BEST = "best.pt"  # written by the quality monitor (core/metrics/monitor.py); a full training state too
 # Fields that fix the networks' shapes: a fork may change anything else (even the data).
 SHAPE_FIELDS = ("resolution", "arch", "latent_dim", "g_width", "d_width", "conditional", "d_norm",
                 "spectral_norm", "minibatch_std")
@@ -61,6 +62,7 @@ def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | N
     store = RunStore.create(runs_dir, default_name(cfg), cfg.to_dict(),
                             {"versions": library_versions(), "dataset": dataset_meta(ds), "created": time.time(),
                              **(meta or {})})
+    store.lock()  # a new folder: free, but held so a resume can never join this training
     store.log_event("state", state="starting", step=0, message=f"Created run {store.path.name}")
     return Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)
 
@@ -72,16 +74,55 @@ def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKE
                               f"{verb}: it changes the networks or the data. Fork a new run instead.")
 
 
+def newest_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads: the newest periodic one, or best.pt when its step is later
+    (a crash after an evaluation but before the next periodic checkpoint, or a folder where the
+    user kept only best.pt). Both hold the full training state."""
+    folder = Path(folder)
+    found = latest_valid_checkpoint(folder)
+    best = folder / BEST
+    if best.is_file():
+        try:
+            state = load_checkpoint(best)
+        except CheckpointError:
+            state = None
+        if state is not None and (found is None or int(state["step"]) > int(found[1]["step"])):
+            return best, state
+    return found
+
+
+def _recorded_step(info) -> int:
+    """The last step a run folder recorded (status, sample grids, metric rows); 0 if none."""
+    steps = [info.step] + [s for s, _ in info.samples()]
+    if not any(steps):  # metrics.jsonl can be large: read only when the cheap records say nothing
+        steps += [r["step"] for r in info.metrics() if isinstance(r.get("step"), int)]
+    return max(steps)
+
+
 def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | None = None,
                changes: dict[str, Any] | None = None, shared_cpu: bool = False, rank: int = 0,
                world_size: int = 1, device: torch.device | None = None,
                dataset: ImageDataset | None = None) -> Trainer:
-    """Continue a run in its own folder from its latest valid checkpoint (or from scratch if none)."""
+    """Continue a run in its own folder from its newest valid checkpoint (or from scratch if it has
+    neither a checkpoint nor any history). The folder is locked before anything slow happens, so a
+    second resume (another thread, another process) is refused rather than trained alongside."""
     info = load_run(run_dir)
     if not info.config:
         raise RunError(f"cannot resume {info.path}: " + ("; ".join(info.problems) or "no config.json"))
     if info.state in ("starting", "running", "paused"):
         raise RunError(f"{info.path.name} is still {info.state} (pid {info.status.get('pid')}); stop it first")
+    store = RunStore(run_dir)
+    store.lock()
+    try:
+        return _resume(info, store, steps, minutes, changes, shared_cpu, rank, world_size, device, dataset)
+    except BaseException:
+        store.unlock()
+        raise
+
+
+def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, world_size, device,
+            dataset) -> Trainer:
+    run_dir = info.path
     old = TrainConfig.from_dict(info.config, source=str(Path(run_dir) / "config.json"))
     upd = dict(changes or {})
     if steps is not None:
@@ -90,9 +131,14 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
         upd["minutes"] = minutes
     cfg = old.replace(**upd).validate()
     check_resume_changes(old, cfg)
-    found = latest_valid_checkpoint(Path(run_dir) / "checkpoints")
-    if found is None and list_checkpoints(Path(run_dir) / "checkpoints"):
-        raise CheckpointError(f"every checkpoint in {Path(run_dir) / 'checkpoints'} is unreadable")
+    found = newest_checkpoint(store.checkpoints_dir)
+    if found is None and (list_checkpoints(store.checkpoints_dir) or (store.checkpoints_dir / BEST).exists()):
+        raise CheckpointError(f"every checkpoint in {store.checkpoints_dir} is unreadable")
+    if found is None and (last := _recorded_step(info)) > 0:
+        # Starting again at step 0 would truncate metrics.jsonl and overwrite samples and best.pt.
+        raise RunError(f"{info.path.name} has trained up to step {last} (metrics.jsonl, samples/) but has no "
+                       "checkpoint to continue from; resuming would start again at step 0 and erase that "
+                       "history. Fork it instead (a new run folder with the same settings) or start a new run.")
     if found is not None:
         check_resume_changes(TrainConfig.from_dict(found[1]["config"]), cfg)
         if found[1]["step"] >= cfg.steps:
@@ -115,7 +161,6 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
             raise DataError(f"{e}; and the decoded cache of the data this run used is gone too") from None
         data_note = (f"{cfg.data} is unavailable ({e}); training continues on the decoded cache of the data "
                      "this run last used.")
-    store = RunStore(run_dir)
     for tmp in store.checkpoints_dir.glob(".step_*.tmp"):  # left by a writer killed mid-checkpoint
         try:
             tmp.unlink()
@@ -137,8 +182,13 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
         raw["config"] = cfg.to_dict()
         atomic_write_json(store.path / RunStore.CONFIG, raw)
     store.write_status(state="starting", step=t.step_count, total_steps=cfg.steps, message="Resuming")
-    store.log_event("state", state="starting", step=t.step_count,
-                    message=f"Resumed from {found[0].name}" if found else "Restarted (no checkpoint yet)")
+    if found is None:
+        how = "Restarted (no checkpoint yet)"
+    elif found[0].name == BEST:
+        how = f"Resumed from {BEST} at step {t.step_count} (no periodic checkpoint that loads is as recent)"
+    else:
+        how = f"Resumed from {found[0].name}"
+    store.log_event("state", state="starting", step=t.step_count, message=how)
     return t
 
 
@@ -154,7 +204,7 @@ def fork_run(run_dir: str | Path, changes: dict[str, Any], runs_dir: str | Path 
         cfg = cfg.replace(name=(old.name or default_name(old))[:52] + "-fork")
     cfg = cfg.validate()
     check_resume_changes(old, cfg, locked=SHAPE_FIELDS, verb="forking")
-    found = latest_valid_checkpoint(Path(run_dir) / "checkpoints")
+    found = newest_checkpoint(Path(run_dir) / "checkpoints")
     start_step = found[1]["step"] if found else 0
     if cfg.steps <= start_step:
         raise ConfigError("steps", f"the source is at step {start_step}; the fork needs more steps than that")

@@ -21,6 +21,8 @@ class AdversarialLoss:
     uses_gradient_penalty: bool = False
     uses_weight_clipping: bool = False
     prefers_optimizer: str = "adam"
+    uses_label_smoothing: bool = False   # d_loss moves its real target with real_target (label smoothing)
+    has_saturating_g_loss: bool = False  # g_loss(saturating=True) is a different objective
     chance_d_loss: float | None = None  # D's loss when it cannot tell real from fake (real_target = 1)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
@@ -41,6 +43,8 @@ class BCELoss(AdversarialLoss):
     """Goodfellow et al. 2014. D: BCE(real, t) + BCE(fake, 0). G: non-saturating -log D(G(z)) by default."""
 
     name = "bce"
+    uses_label_smoothing = True
+    has_saturating_g_loss = True
     chance_d_loss = 2 * math.log(2)
 
     def d_loss(self, real_logits, fake_logits, real_target=1.0):
@@ -64,6 +68,7 @@ class LSGANLoss(AdversarialLoss):
     """Mao et al. 2017 (a=0, b=c=1): D: 1/2 E(D(x) - t)^2 + 1/2 E D(G(z))^2; G: 1/2 E(D(G(z)) - 1)^2."""
 
     name = "lsgan"
+    uses_label_smoothing = True  # the real target t of (D(x) - t)^2
     # A D that cannot tell the two apart outputs the constant 0.5: 1/2 * 0.25 + 1/2 * 0.25.
     chance_d_loss = 0.25
 

@@ -82,8 +82,10 @@ def test_server_binds_loopback_with_xsrf_and_no_file_watcher(tmp_path):
         args = [a.decode() for a in argv]
         assert args[args.index("--server.fileWatcherType") + 1] == "none"
         assert args[args.index("--server.address") + 1] == "127.0.0.1"
-        joined = " ".join(args)
-        assert "enableXsrfProtection" not in joined and "enableCORS" not in joined
+        for opt in ("--server.enableXsrfProtection", "--server.enableCORS"):  # forced on, never off
+            assert [args[i + 1] for i, a in enumerate(args) if a == opt] == ["true"], opt
+        hosts = [args[i + 1] for i, a in enumerate(args) if a == "--server.allowedHosts"]
+        assert hosts == ["localhost", "127.0.0.1"], hosts
         envs = Path(f"/proc/{kids[0]}/environ").read_bytes().split(b"\0")
         assert not any(e.startswith((b"STREAMLIT_SERVER_ENABLE_XSRF", b"STREAMLIT_SERVER_ENABLE_CORS")) for e in envs)
     finally:
@@ -109,6 +111,7 @@ def test_repo_streamlit_config_keeps_protections():
     assert server.get("address") == "127.0.0.1"
     assert server.get("fileWatcherType") == "none"
     assert server.get("enableXsrfProtection", True) is True and server.get("enableCORS", True) is True
+    assert server.get("allowedHosts") == ["localhost", "127.0.0.1"]  # DNS rebinding: no other Host name
 
 
 def test_binding_elsewhere_needs_a_flag_and_warns(capsys):
@@ -124,9 +127,51 @@ def test_binding_elsewhere_needs_a_flag_and_warns(capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "WARNING" in err and "0.0.0.0" in err and "no login" in err.lower()
+    assert "Browsers may open it as: localhost, 127.0.0.1" in err and "--allow-host" in err
     args = run_studio.build_command(run_studio.argparse.Namespace(host="127.0.0.1", port=8501))
     assert args[args.index("--server.address") + 1] == "127.0.0.1"
+    # Bound elsewhere, that address is allowed too (and names given with --allow-host), nothing more.
+    args = run_studio.build_command(run_studio.argparse.Namespace(host="10.1.2.3", port=8501,
+                                                                   allow_host=["gan.lan"]))
+    hosts = [args[i + 1] for i, a in enumerate(args) if a == "--server.allowedHosts"]
+    assert hosts == ["localhost", "127.0.0.1", "10.1.2.3", "gan.lan"] and "*" not in hosts
 
+
+
+def _upgrade_status(port: int, host: str, origin: str | None) -> str:
+    """The status line the server answers to a raw WebSocket upgrade of /_stcore/stream."""
+    lines = ["GET /_stcore/stream HTTP/1.1", f"Host: {host}", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
+             "Sec-WebSocket-Protocol: streamlit"] + ([f"Origin: {origin}"] if origin else [])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def test_dns_rebinding_and_foreign_origins_cannot_open_the_websocket(tmp_path):
+    """A page on evil.example whose name was re-pointed at 127.0.0.1 sends Host and Origin
+    evil.example:PORT (same-origin to the browser): the studio must refuse that upgrade, while the
+    names the studio is opened by (localhost, 127.0.0.1) still connect."""
+    pytest.importorskip("streamlit")
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    import driver
+    port = driver.free_port()
+    with driver.studio_server(tmp_path / "runs", port=port, log=tmp_path / "studio.log"):
+        for host in ("localhost", "127.0.0.1"):
+            st = _upgrade_status(port, f"{host}:{port}", f"http://{host}:{port}")
+            assert " 101 " in st, f"{host}: {st}"
+        evil = f"evil.example:{port}"
+        for origin in (f"http://{evil}", None):
+            st = _upgrade_status(port, evil, origin)
+            assert " 101 " not in st and " 403 " in st, f"rebinding upgrade (Origin {origin}) answered {st}"
+        st = _upgrade_status(port, f"localhost:{port}", "http://evil.example")  # CORS: a foreign page
+        assert " 101 " not in st, st
 
 # ------------------------------------------------------------------ hostile checkpoints
 class _Evil:
@@ -291,7 +336,7 @@ def test_resolve_inside_and_delete_run_refuse_escapes(tmp_path):
 
 
 # ------------------------------------------------------------------ dependency minimums
-MINIMUMS = {"torch": (2, 6, 0), "pillow": (11, 3, 0), "streamlit": (1, 50, 0)}
+MINIMUMS = {"torch": (2, 6, 0), "pillow": (11, 3, 0), "streamlit": (1, 61, 0)}  # 1.61: server.allowedHosts
 
 
 def _ver(s: str) -> tuple[int, ...]:

@@ -11,10 +11,9 @@ import torch
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
 from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
-from .checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint
+from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint
 from .trainer import Trainer
 
-BEST = "best.pt"  # written by the quality monitor (core/metrics/monitor.py); a full training state too
 # Fields that fix the networks' shapes: a fork may change anything else (even the data).
 SHAPE_FIELDS = ("resolution", "arch", "latent_dim", "g_width", "d_width", "conditional", "d_norm",
                 "spectral_norm", "minibatch_std")
@@ -80,7 +79,7 @@ def newest_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
     user kept only best.pt). Both hold the full training state."""
     folder = Path(folder)
     found = latest_valid_checkpoint(folder)
-    best = folder / BEST
+    best = folder / BEST_NAME
     if best.is_file():
         try:
             state = load_checkpoint(best)
@@ -132,7 +131,7 @@ def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, wo
     cfg = old.replace(**upd).validate()
     check_resume_changes(old, cfg)
     found = newest_checkpoint(store.checkpoints_dir)
-    if found is None and (list_checkpoints(store.checkpoints_dir) or (store.checkpoints_dir / BEST).exists()):
+    if found is None and (list_checkpoints(store.checkpoints_dir) or (store.checkpoints_dir / BEST_NAME).exists()):
         raise CheckpointError(f"every checkpoint in {store.checkpoints_dir} is unreadable")
     if found is None and (last := _recorded_step(info)) > 0:
         # Starting again at step 0 would truncate metrics.jsonl and overwrite samples and best.pt.
@@ -184,8 +183,8 @@ def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, wo
     store.write_status(state="starting", step=t.step_count, total_steps=cfg.steps, message="Resuming")
     if found is None:
         how = "Restarted (no checkpoint yet)"
-    elif found[0].name == BEST:
-        how = f"Resumed from {BEST} at step {t.step_count} (no periodic checkpoint that loads is as recent)"
+    elif found[0].name == BEST_NAME:
+        how = f"Resumed from {BEST_NAME} at step {t.step_count} (no periodic checkpoint that loads is as recent)"
     else:
         how = f"Resumed from {found[0].name}"
     store.log_event("state", state="starting", step=t.step_count, message=how)

@@ -126,3 +126,45 @@ def test_a_fork_that_adds_instance_noise_starts_at_the_chosen_value(shapes16):
     assert noise(fork) == pytest.approx(0.1, rel=0.02)  # the fix's full value (was 0.1 * 100/160)
     fork.step_count = 110
     assert noise(fork) == pytest.approx(0.05, rel=0.02)
+
+
+# ----------------------------------------------------------------------- RMSprop under GradScaler
+
+def test_scaler_aware_rmsprop_matches_rmsprop_and_skips_inf_steps_exactly():
+    """fp16 + RMSprop (wgan) used GradScaler's .item() check per step; ours takes the inf flag as a
+    tensor. Finite steps must equal torch's RMSprop on unscaled gradients; an inf step must leave
+    weights and optimiser state untouched (also on the very first step)."""
+    import copy
+
+    from core.train.rmsprop import ScalerAwareRMSprop
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    ref = copy.deepcopy(net)
+    opt, ref_opt = ScalerAwareRMSprop(net.parameters(), lr=1e-2), torch.optim.RMSprop(ref.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+    x = torch.randn(16, 4)
+
+    def scaled_step(inputs):
+        opt.zero_grad()
+        scaler.scale(net(inputs).pow(2).mean()).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    scaled_step(x * float("inf"))  # a first step with inf gradients: nothing may change
+    for a, b in zip(net.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+    assert all(float(s["square_avg"].abs().sum()) == 0 for s in opt.state.values())
+    for _ in range(3):
+        scaled_step(x)
+        ref_opt.zero_grad()
+        ref(x).pow(2).mean().backward()
+        ref_opt.step()
+    for a, b in zip(net.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    before = [p.clone() for p in net.parameters()]
+    state = [s["square_avg"].clone() for s in opt.state.values()]
+    scale = scaler.get_scale()
+    scaled_step(x * float("nan"))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(torch.equal(a, s["square_avg"]) for a, s in zip(state, opt.state.values()))
+    assert scaler.get_scale() == scale / 2  # the scaler saw the inf and backed off, as with any optimiser

@@ -4,7 +4,8 @@ Self-contained on purpose (nothing from core.models / core.train): torchvision I
 PIL Resize/CenterCrop/ToTensor/Normalize + DataLoader(num_workers=2, shuffle=True), the classic
 netG/netD (ngf = ndf = 64, nz = 100, BatchNorm), BCELoss, Adam(2e-4, betas=(0.5, 0.999)), fp32,
 default thread settings, one D step and one G step per iteration. At 32 x 32 the nets lose one
-block (the standard 32 px analogue); at 64 x 64 they are the tutorial's, parameter for parameter.
+block (the standard 32 px analogue) and at 128 x 128 gain one; at 64 x 64 they are the tutorial's,
+parameter for parameter.
 """
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ class Generator(nn.Module):
                 nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),           # nc x 64 x 64
                 nn.Tanh(),
             )
+        elif image_size == 128:  # one block more than the tutorial's, as 32 px has one fewer
+            self.main = nn.Sequential(
+                nn.ConvTranspose2d(nz, ngf * 16, 4, 1, 0, bias=False),      # (ngf*16) x 4 x 4
+                nn.BatchNorm2d(ngf * 16), nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 16, ngf * 8, 4, 2, 1, bias=False), # (ngf*8) x 8 x 8
+                nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),  # (ngf*4) x 16 x 16
+                nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),  # (ngf*2) x 32 x 32
+                nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),      # ngf x 64 x 64
+                nn.BatchNorm2d(ngf), nn.ReLU(True),
+                nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),           # nc x 128 x 128
+                nn.Tanh(),
+            )
         elif image_size == 32:
             self.main = nn.Sequential(
                 nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False),       # (ngf*4) x 4 x 4
@@ -54,7 +70,7 @@ class Generator(nn.Module):
                 nn.Tanh(),
             )
         else:
-            raise ValueError(f"the textbook DCGAN exists at 32 and 64 px, not {image_size}")
+            raise ValueError(f"the textbook DCGAN exists at 32, 64 and 128 px, not {image_size}")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.main(input)
@@ -76,6 +92,21 @@ class Discriminator(nn.Module):
                 nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),                 # 1 x 1 x 1
                 nn.Sigmoid(),
             )
+        elif image_size == 128:
+            self.main = nn.Sequential(
+                nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),                    # ndf x 64 x 64
+                nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),               # (ndf*2) x 32 x 32
+                nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),           # (ndf*4) x 16 x 16
+                nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),           # (ndf*8) x 8 x 8
+                nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 8, ndf * 16, 4, 2, 1, bias=False),          # (ndf*16) x 4 x 4
+                nn.BatchNorm2d(ndf * 16), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 16, 1, 4, 1, 0, bias=False),                # 1 x 1 x 1
+                nn.Sigmoid(),
+            )
         elif image_size == 32:
             self.main = nn.Sequential(
                 nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),                    # ndf x 16 x 16
@@ -88,7 +119,7 @@ class Discriminator(nn.Module):
                 nn.Sigmoid(),
             )
         else:
-            raise ValueError(f"the textbook DCGAN exists at 32 and 64 px, not {image_size}")
+            raise ValueError(f"the textbook DCGAN exists at 32, 64 and 128 px, not {image_size}")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return self.main(input)

@@ -27,7 +27,8 @@ def world_from_env() -> tuple[int, int, int]:
 
 
 def is_distributed_launch() -> bool:
-    return world_from_env()[1] > 1
+    """Started by torchrun (any number of processes, one included), or with WORLD_SIZE > 1."""
+    return world_from_env()[1] > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def init_process_group(cfg: TrainConfig) -> torch.device:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from typing import Any, Callable
 
@@ -73,14 +74,20 @@ class Trainer:
         # Networks used for the forward passes (DDP-wrapped, possibly compiled); state lives in G and D.
         self.G_fwd: Callable = self.G
         self.D_fwd: Callable = self.D
-        if world_size > 1:
+        # DDP wrappers whenever this process is a rank of a job (torchrun initialised the process
+        # group), one-process jobs included: a 1-GPU torchrun run then takes the same NCCL + DDP
+        # path as a multi-GPU one.
+        if world_size > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
             from torch.nn.parallel import DistributedDataParallel as DDP
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Buffers (BN running stats) are kept in step by GlobalBatchNorm, not by a broadcast per
             # forward; the one sync at construction is harmless (every rank built the same nets).
-            # forward_sync_buffers replaces the deprecated broadcast_buffers in this torch.
-            self.G_fwd = DDP(self.G, device_ids=ids, forward_sync_buffers=False)
-            self.D_fwd = DDP(self.D, device_ids=ids, forward_sync_buffers=False)
+            # forward_sync_buffers replaces the deprecated broadcast_buffers in newer torch
+            # releases; older ones (2.11 on some GPU images) only know broadcast_buffers.
+            no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                       else {"broadcast_buffers": False})
+            self.G_fwd = DDP(self.G, device_ids=ids, **no_sync)
+            self.D_fwd = DDP(self.D, device_ids=ids, **no_sync)
         if cfg.compile:
             self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
         # R1 is a gradient of D's output with respect to its input, differentiated again: the

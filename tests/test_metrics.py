@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -86,8 +88,34 @@ def test_fid_kid_is_pr_plumbing_with_tiny_random_net():
     assert (p, r) == (1.0, 1.0)
     p2, r2 = precision_recall(fa, net(torch.full_like(b, 1.0)).double())  # all generated images identical
     assert p2 < 0.5 and r2 < 0.5
-    is_m, is_s = inception_score(net.logits(a).double(), splits=5)
-    assert is_m >= 1.0 and is_s >= 0
+    # IS of the random net's logits, one split: exp(mean KL(p(y|x) || p(y))) from its definition.
+    logits = net.logits(a).double()
+    p_yx = logits.softmax(dim=1)
+    kl = (p_yx * (p_yx.log() - p_yx.mean(dim=0, keepdim=True).log())).sum(dim=1)
+    assert _inception_score_one_split(logits) == pytest.approx(math.exp(kl.mean().item()), rel=1e-9)
+
+
+def _inception_score_one_split(logits: torch.Tensor) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the std over a single split is undefined
+        return inception_score(logits, splits=1)[0]
+
+
+def test_inception_score_of_logits_with_a_known_score():
+    """Uniform logits: every p(y|x) is the marginal, so IS = 1 exactly (and so is every split).
+    k classes equally often, each image sure of its own (logit L on it, 0 elsewhere): the marginal
+    is uniform, so IS = exp(log k - H(p(y|x))), H = -(a log a + (k-1) b log b) with
+    a = e^L / (e^L + k - 1) and b = 1 / (e^L + k - 1); it tends to k as L grows."""
+    n, k = 200, 10
+    mean, std = inception_score(torch.zeros(n, k, dtype=torch.float64), splits=5)
+    assert mean == pytest.approx(1.0, abs=1e-12) and std == pytest.approx(0.0, abs=1e-12)
+    for L in (2.0, 8.0, 30.0):
+        logits = torch.zeros(n, k, dtype=torch.float64)
+        logits[torch.arange(n), torch.arange(n) % k] = L
+        a, b = math.exp(L) / (math.exp(L) + k - 1), 1 / (math.exp(L) + k - 1)
+        expected = math.exp(math.log(k) + a * math.log(a) + (k - 1) * b * math.log(b))
+        assert _inception_score_one_split(logits) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(k, rel=1e-9)  # L = 30: one-hot for all purposes
 
 
 def test_evaluate_with_custom_feature_net(no_inception):

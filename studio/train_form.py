@@ -8,6 +8,7 @@ import streamlit as st
 from core.config import (
     DIFFAUG_POLICIES, FIELD_CHOICES, FIELD_GROUP, FIELD_HELP, FIELD_NAMES, PRESETS, TrainConfig,
 )
+from core.field_use import unused_fields
 from studio import state
 from studio.train_procs import cpu_processes_widget
 
@@ -113,46 +114,61 @@ def device_options(current: str) -> list[str]:
     return opts
 
 
-def field_widget(name: str, values: dict[str, Any], bad: str | None) -> Any:
-    """One widget for one TrainConfig field, with the field's help text."""
+def unused_now() -> dict[str, str]:
+    """Fields the current settings ignore. Read from the widget state, which holds this run's values
+    before any widget is drawn (a field's widget may come before the loss or device that rules it)."""
+    from core.estimate import resolve_device
+
+    ss = st.session_state
+    current = {k: ss[W + k] for k in FIELD_NAMES if W + k in ss}
+    if "diffaug" in current:
+        current["diffaug"] = ",".join(current["diffaug"])
+    device = str(current.get("device") or "auto")
+    return unused_fields(current, device_type=resolve_device(device).split(":")[0])
+
+
+def field_widget(name: str, unused: dict[str, str], bad: str | None) -> Any:
+    """One widget for one TrainConfig field, with the field's help text; disabled when ``unused`` names it."""
     key, lab = W + name, label(name)
     help_ = f"{FIELD_HELP[name]}  \n\n`{name}`"
     if name == bad:
         lab = f":red[{lab}]"
-    loss = values.get("loss", st.session_state.get(W + "loss"))
-    disabled = ((name in ("gp_weight", "gp_one_sided") and loss != "wgan-gp")
-                or (name == "clip_value" and loss != "wgan")
-                or (name in ("label_smoothing", "g_saturating") and loss != "bce"))
+    why_unused = unused.get(name)
+    disabled = why_unused is not None and name != bad  # a value the validation refuses must stay fixable
     if disabled:
-        help_ += "  \n\n*Not used with the chosen loss.*"
+        help_ += f"  \n\n*Not used: {why_unused}.*"
     t = type(DEFAULTS[name])
     if name == "resolution":
-        return st.selectbox(lab, RESOLUTIONS, key=key, help=help_, format_func=lambda r: f"{r} × {r}")
+        return st.selectbox(lab, RESOLUTIONS, key=key, help=help_, format_func=lambda r: f"{r} × {r}",
+                            disabled=disabled)
     if name == "channels":
-        return st.selectbox(lab, list(CHANNELS), key=key, help=help_, format_func=CHANNELS.get)
+        return st.selectbox(lab, list(CHANNELS), key=key, help=help_, format_func=CHANNELS.get, disabled=disabled)
     if name == "device":
-        return st.selectbox(lab, device_options(st.session_state[key]), key=key, help=help_)
+        return st.selectbox(lab, device_options(st.session_state[key]), key=key, help=help_, disabled=disabled)
     if name == "diffaug":
-        return ",".join(st.multiselect(lab, list(DIFFAUG_POLICIES), key=key, help=help_, placeholder="off"))
+        return ",".join(st.multiselect(lab, list(DIFFAUG_POLICIES), key=key, help=help_, placeholder="off",
+                                       disabled=disabled))
     if name in FIELD_CHOICES:
         opts = list(FIELD_CHOICES[name])
         if st.session_state[key] not in opts:
             opts.append(st.session_state[key])
-        return st.selectbox(lab, opts, key=key, help=help_)
+        return st.selectbox(lab, opts, key=key, help=help_, disabled=disabled)
     if t is bool:
         return st.toggle(lab, key=key, help=help_, disabled=disabled)
     if t is int:
-        return st.number_input(lab, key=key, help=help_, step=1, format="%d")
+        return st.number_input(lab, key=key, help=help_, step=1, format="%d", disabled=disabled)
     if t is float:
         return st.number_input(lab, key=key, help=help_, step=FLOAT_STEP.get(name, 0.01), format="%g",
                                disabled=disabled)
     if name == "data":
-        return st.text_input(lab, key=key, help=help_ + "  \n\nChoose and check it on the Data page.")
-    return st.text_input(lab, key=key, help=help_)
+        return st.text_input(lab, key=key, help=help_ + "  \n\nChoose and check it on the Data page.",
+                             disabled=disabled)
+    return st.text_input(lab, key=key, help=help_, disabled=disabled)
 
 
 def config_form(bad: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    unused = unused_now()
     by_group: dict[str, list[str]] = {}
     for f in FIELD_NAMES:
         by_group.setdefault(FIELD_GROUP[f], []).append(f)
@@ -167,7 +183,7 @@ def config_form(bad: str | None) -> dict[str, Any]:
                 cols = st.columns(ncols)
                 for col, name in zip(cols, names[i:i + ncols]):
                     with col:
-                        values[name] = field_widget(name, values, bad)
+                        values[name] = field_widget(name, unused, bad)
             if group == "device":
                 cpu_processes_widget(values.get("device", "auto"))
     return values

@@ -299,6 +299,22 @@ def test_train_page_preset_fills_fields(runs):
     assert at.text_input(key="cfg_data").value == "shapes"  # the user's data is kept
 
 
+def test_train_page_enables_exactly_the_widgets_the_loss_uses(runs):
+    """lsgan uses label smoothing (its real target); wgan trains with RMSprop, which has no betas."""
+    at = app("pages/train.py")
+    at.selectbox(key="cfg_loss").set_value("lsgan").run()
+    assert_ok(at)
+    assert not at.number_input(key="cfg_label_smoothing").disabled
+    assert not at.number_input(key="cfg_beta1").disabled and not at.number_input(key="cfg_beta2").disabled
+    assert at.toggle(key="cfg_g_saturating").disabled and at.number_input(key="cfg_clip_value").disabled
+    at.selectbox(key="cfg_loss").set_value("wgan").run()
+    assert_ok(at)
+    assert at.number_input(key="cfg_beta1").disabled and at.number_input(key="cfg_beta2").disabled
+    assert at.number_input(key="cfg_label_smoothing").disabled and not at.number_input(key="cfg_clip_value").disabled
+    at.number_input(key="cfg_eval_every").set_value(0).run()
+    assert at.number_input(key="cfg_eval_samples").disabled and at.selectbox(key="cfg_eval_metric").disabled
+
+
 def test_start_then_stop(runs):
     at = app("pages/train.py")
     for k, v in TINY.items():

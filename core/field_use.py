@@ -1,0 +1,46 @@
+"""Which TrainConfig fields a config really uses: the Train form disables the others and says why."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .config import ConfigError, TrainConfig
+from .losses import get_loss
+
+# Architectures whose builders ignore a field (core/models: mlp.py and resnet_sn.py say so at the builder).
+ARCH_IGNORES: dict[str, dict[str, str]] = {
+    "mlp": {"d_norm": "the mlp discriminator has no normalisation layers"},
+    "resnet-sn": {"d_norm": "the resnet-sn discriminator is normalised by spectral norm only",
+                  "spectral_norm": "resnet-sn always uses spectral norm in D"},
+}
+
+
+def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> dict[str, str]:
+    """``{field: why its value is ignored}`` for the fields of ``values`` (missing ones take the defaults).
+
+    The loss rules come from the loss object's own attributes, which is what the Trainer reads.
+    ``device_type``: "cpu", "cuda" or "mps" where the run would train, None when not known.
+    """
+    v = {**TrainConfig().to_dict(), **values}
+    out: dict[str, str] = {}
+    try:
+        loss = get_loss(v["loss"])
+    except ConfigError:
+        loss = None  # the form reports the bad loss itself; judge nothing by it
+    if loss is not None:
+        by_loss = f"not used by the {loss.name} loss"
+        if not loss.uses_gradient_penalty:
+            out["gp_weight"] = out["gp_one_sided"] = by_loss + " (only wgan-gp has a gradient penalty)"
+        if not loss.uses_weight_clipping:
+            out["clip_value"] = by_loss + " (only wgan clips weights)"
+        if not loss.uses_label_smoothing:
+            out["label_smoothing"] = by_loss + " (its real target is fixed)"
+        if not loss.has_saturating_g_loss:
+            out["g_saturating"] = by_loss + " (it has no saturating form)"
+        if loss.prefers_optimizer != "adam":
+            out["beta1"] = out["beta2"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
+    out.update(ARCH_IGNORES.get(v["arch"], {}))
+    if not v["eval_every"]:
+        out["eval_samples"] = out["eval_metric"] = "evaluation is off (Evaluate every = 0)"
+    if device_type is not None and device_type != "cpu":
+        out["threads"] = f"CPU threads only apply to CPU training, not {device_type}"
+    return out

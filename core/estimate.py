@@ -1,26 +1,38 @@
 """Before you press Start: parameter counts, FLOPs, memory and time per step of a config.
 
-``estimate(cfg, channels, num_classes)`` builds the two networks on the CPU, counts
-parameters, counts FLOPs of one discriminator update and one generator update on a batch
-of two with ``torch.utils.flop_counter`` (forward + backward, scaled to the batch size and
-``n_critic``), sums the bytes autograd saves for backward to estimate activation memory,
-and — when ``measure`` is true — times two real steps on the chosen device (after one
-warm-up step). No Streamlit here; the studio caches the result per config.
+``estimate(cfg, channels, num_classes)`` builds the run's own ``core.train.Trainer`` on a small
+synthetic in-memory dataset of the chosen shape and times its real ``step()`` (the configured
+loss, n_critic, EMA, DiffAugment, penalties, precision, channels_last and threads): one or two
+warm-up steps, then the median of a few timed ones, within ``TIME_BUDGET_S``. Parameters, FLOPs
+and the tensors autograd keeps for backward are counted on the CPU by running the same step at
+batch 2 and 4 and extrapolating linearly to the configured batch; on CUDA the memory is the
+allocator's measured peak instead. The caller's RNG state and thread count are given back.
+No Streamlit here; the studio caches the result per ``cost_config``.
 """
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 # Rough sustained throughput used when a step is not timed (a job is busy on the device).
 _ROUGH_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e13, "mps": 2.0e12}
+TIME_BUDGET_S = 3.0   # timed steps (warm-up excluded) stop once they would pass this
+PROBE_BATCH = 8       # a larger batch is first timed at this size, to see whether a full step fits the budget
+MAX_TIMED = 3         # the median of at most this many timed steps ...
+MIN_TIMED = 2         # ... and of at least this many (a batch that cannot afford them is not timed)
+COUNT_BATCHES = (2, 4)  # FLOPs and saved bytes are linear in the batch: two points fix the line
+SYNTHETIC_MAX_BYTES = 256 * 2**20
+# Fields that change what a step costs. The others (schedule, naming, seed) only change when or
+# how often things happen, so the studio need not re-measure when they change.
+COST_FREE = ("data", "steps", "minutes", "sample_every", "checkpoint_every", "log_every", "eval_every",
+             "eval_samples", "eval_metric", "keep_checkpoints", "on_diverge", "seed", "name")
 
 
 @dataclass
@@ -29,11 +41,12 @@ class Estimate:
     params_g: int = 0
     params_d: int = 0
     flops_per_step: float = 0.0     # n_critic D updates + 1 G update, forward + backward
-    weights_bytes: int = 0          # weights, grads, Adam moments, EMA copy
-    activations_bytes: int = 0      # saved-for-backward tensors at the configured batch
+    weights_bytes: int = 0          # weights, buffers, grads, optimiser state, EMA copy
+    activations_bytes: int = 0      # peak of the tensors autograd keeps alive, at the configured batch
     dataset_bytes: int = 0          # decoded uint8 images (when the image count is known)
     sec_per_step: float | None = None
     sec_source: str = ""            # "measured" | "rough, from FLOPs"
+    memory_source: str = ""         # "measured peak on cuda" | "counted on the CPU"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -56,156 +69,260 @@ def resolve_device(name: str) -> str:
     return "cpu"
 
 
-def _build(cfg: TrainConfig, channels: int, num_classes: int):
-    from .models import build_models  # imported lazily: a missing models package only hides the estimate
-    out = build_models(cfg, channels, num_classes)
-    if isinstance(out, (tuple, list)):
-        return out[0], out[1]
-    return getattr(out, "G", None) or out.generator, getattr(out, "D", None) or out.discriminator
+def cost_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the fields that do not change a step's cost reset: equal cost configs compare equal."""
+    default = TrainConfig()
+    return cfg.replace(**{k: getattr(default, k) for k in COST_FREE})
 
 
-def _call(net, x, y):
-    if y is None:
-        return net(x)
-    try:
-        return net(x, y)
-    except TypeError:
-        return net(x)
+def synthetic_dataset(cfg: TrainConfig, channels: int, num_classes: int, n: int):
+    """``n`` random uint8 images of the chosen shape (labels 0..num_classes-1 when conditional), in
+    memory: no disk, no cache. A step costs the same whatever the pixels are."""
+    from .data.dataset import ImageDataset
+
+    gen = torch.Generator().manual_seed(0)  # its own generator: the global RNG is the caller's
+    images = torch.randint(0, 256, (n, channels, cfg.resolution, cfg.resolution), dtype=torch.uint8, generator=gen)
+    labelled = cfg.conditional and num_classes > 0
+    labels = torch.arange(n) % num_classes if labelled else None
+    names = [f"class {i}" for i in range(num_classes)] if labelled else []
+    return ImageDataset(images=images, labels=labels, class_names=names, channels=channels,
+                        resolution=cfg.resolution, fingerprint="synthetic-estimate", source="synthetic")
 
 
-def _scores(out) -> torch.Tensor:
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.float().reshape(out.shape[0], -1).mean(1)
+def _trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int):
+    from .train import Trainer  # lazily: the studio imports this module for its formatting helpers
 
-
-def _step(G, D, cfg: TrainConfig, channels: int, num_classes: int, b: int, device: str,
-          opt_g=None, opt_d=None, phase: str = "both") -> None:
-    """One representative training step (losses differ by family but cost about the same)."""
-    res = cfg.resolution
-    y = torch.randint(0, num_classes, (b,), device=device) if cfg.conditional and num_classes > 1 else None
-    real = torch.rand(b, channels, res, res, device=device) * 2 - 1
-    penalty = cfg.loss == "wgan-gp" or cfg.r1_weight > 0
-    if phase in ("both", "d"):
-        for _ in range(cfg.n_critic if phase == "both" else 1):
-            z = torch.randn(b, cfg.latent_dim, device=device)
-            with torch.no_grad():
-                fake = _call(G, z, y)
-            if penalty:
-                real = real.detach().requires_grad_(True)
-            d_real = _scores(_call(D, real, y))
-            d_fake = _scores(_call(D, fake, y))
-            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-            if penalty:
-                (g,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-                loss = loss + g.pow(2).flatten(1).sum(1).mean()
-            if opt_d is not None:
-                opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            if opt_d is not None:
-                opt_d.step()
-    if phase in ("both", "g"):
-        z = torch.randn(b, cfg.latent_dim, device=device)
-        loss = F.softplus(-_scores(_call(D, _call(G, z, y), y))).mean()
-        if opt_g is not None:
-            opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        if opt_g is not None:
-            opt_g.step()
+    run_cfg = cfg.replace(batch_size=batch)
+    # Two batches of images where they fit in SYNTHETIC_MAX_BYTES (the sampler then reshuffles as
+    # in a real epoch), one batch at least.
+    n = max(batch, min(2 * batch, SYNTHETIC_MAX_BYTES // (channels * cfg.resolution ** 2)))
+    return Trainer(run_cfg, synthetic_dataset(run_cfg, channels, num_classes, n), store=None)
 
 
 @contextlib.contextmanager
-def _threads(n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
+def _isolated(device: str):
+    """Building a Trainer seeds torch's global RNG and sets this thread's intra-op thread count:
+    the studio's own random numbers and threads must come out as they went in."""
+    threads = torch.get_num_threads()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.init()  # initialised now, so that its generators are saved and restored too
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     try:
-        yield
+        with torch.random.fork_rng(devices=cuda):
+            yield
     finally:
-        torch.set_num_threads(old)
+        torch.set_num_threads(threads)
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    elif device == "mps":
+class _NoModules:
+    """Stands in for FlopCounterMode's per-module tracker, whose backward hooks make
+    ``torch.autograd.grad`` on a leaf (the gradient penalty, R1) fail; we only need the total."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _SavedBytes:
+    """Peak bytes of the tensors autograd keeps for backward, alive at the same time.
+
+    Each saved tensor is wrapped; the wrapper's release (its graph freed after backward) lowers
+    the count. Storages are counted once, and parameters not at all (they are weights, not
+    activations). Use ``hooks()`` around the step.
+    """
+
+    def __init__(self, exclude: set[int]):
+        self.exclude, self.refs, self.size = exclude, {}, {}
+        self.current = self.peak = 0
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda held: held if isinstance(held, torch.Tensor) else held.t)
+
+    def _pack(self, t: torch.Tensor):
+        try:
+            key, nbytes = t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError):  # a tensor without a plain storage
+            key, nbytes = id(t), t.numel() * t.element_size()
+        if key in self.exclude:
+            return t
+        self.refs[key] = self.refs.get(key, 0) + 1
+        if self.refs[key] == 1:
+            self.size[key] = nbytes
+            self.current += nbytes
+            self.peak = max(self.peak, self.current)
+        return _Held(t, key, self)
+
+    def release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            self.current -= self.size.pop(key)
+
+
+class _Held:
+    __slots__ = ("t", "key", "meter")
+
+    def __init__(self, t: torch.Tensor, key: int, meter: _SavedBytes):
+        self.t, self.key, self.meter = t, key, meter
+
+    def __del__(self):
+        self.meter.release(self.key)
+
+
+def _state_bytes(trainer) -> int:
+    """Weights, buffers, gradients, optimiser state and the EMA copy after a step, each storage once."""
+    tensors = [x for m in (trainer.G, trainer.D) for x in (*m.parameters(), *m.buffers())]
+    tensors += [p.grad for m in (trainer.G, trainer.D) for p in m.parameters() if p.grad is not None]
+    for opt in (trainer.opt_g, trainer.opt_d):
+        tensors += [v for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    if trainer.ema is not None:
+        tensors += [*trainer.ema.model.parameters(), *trainer.ema.model.buffers()]
+    sizes = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(sizes.values())
+
+
+def _count(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -> None:
+    """Parameters, state bytes, FLOPs and saved bytes of the real step, on the CPU at two small batches."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    # fp32: the CPU refuses fp16, and FLOPs do not depend on the precision.
+    count_cfg = cfg.replace(device="cpu", precision="fp32", compile=False)
+    flops, saved = [], []
+    for b in COUNT_BATCHES:
+        t = _trainer(count_cfg, channels, num_classes, b)
+        params = {p.untyped_storage().data_ptr() for m in (t.G, t.D) for p in m.parameters()}
+        meter = _SavedBytes(params)
+        fc = FlopCounterMode(display=False)
+        fc.mod_tracker = _NoModules()
+        with fc, meter.hooks():
+            t.step()
+        flops.append(fc.get_total_flops())
+        saved.append(meter.peak)
+    est.params_g = sum(p.numel() for p in t.G.parameters())
+    est.params_d = sum(p.numel() for p in t.D.parameters())
+    est.weights_bytes = _state_bytes(t)
+    (b0, b1), n = COUNT_BATCHES, cfg.batch_size
+
+    def at_batch(v0: float, v1: float) -> float:
+        return max(0.0, v0 + (v1 - v0) / (b1 - b0) * (n - b0))
+    est.flops_per_step = at_batch(*flops)
+    est.activations_bytes = int(at_batch(*saved))
+    # pick_precision's rule, without asking a GPU that may not be there.
+    mixed = cfg.precision in ("bf16", "fp16") or (cfg.precision == "auto" and est.device.startswith("cuda"))
+    est.memory_source = "counted on the CPU" + (" in fp32 (mixed precision keeps less)" if mixed else "")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def _time_steps(trainer, warmup: int, budget_s: float, max_timed: int = MAX_TIMED,
+                min_timed: int = MIN_TIMED, guess: float = 0.0) -> list[float]:
+    """Seconds of each timed ``trainer.step()`` after ``warmup`` untimed ones; past ``min_timed``,
+    stops before the next step (the median so far, or ``guess`` before the first) would overrun ``budget_s``."""
+    for _ in range(warmup):
+        trainer.step()
+    _sync(trainer.device)
+    times: list[float] = []
+    while len(times) < max_timed and (len(times) < min_timed
+                                      or sum(times) + (statistics.median(times) if times else guess) <= budget_s):
+        t0 = time.perf_counter()
+        trainer.step()
+        _sync(trainer.device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _timed_trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int, warmup: int, max_timed: int):
+    """Build the run's Trainer at ``batch`` and time it; also its CUDA peak bytes beyond what was
+    allocated before (weights, optimiser state and activations; the synthetic images left out)."""
+    from .train.device import pick_device
+
+    dev = pick_device(cfg.device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        base = torch.cuda.memory_allocated(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    t = _trainer(cfg, channels, num_classes, batch)
+    times = _time_steps(t, warmup, TIME_BUDGET_S, max_timed)
+    peak = None
+    if dev.type == "cuda":
+        images = t.sampler.images
+        peak = torch.cuda.max_memory_allocated(dev) - base - (images.numel() if images.device == dev else 0)
+    return t, times, peak
+
+
+def _measure(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -> None:
+    """Time the real step on the chosen device at the configured batch when a warm-up and
+    ``MIN_TIMED`` steps of it fit the budget (judged from a probe at ``PROBE_BATCH``), else at the
+    largest batch that fits, scaled to the configured one."""
+    warmup = 2 if est.device.startswith("cuda") else 1  # CUDA's first steps also pick kernels and handles
+    n = cfg.batch_size
+    probe = min(n, PROBE_BATCH)
+    t, times, peak = _timed_trainer(cfg, channels, num_classes, probe, warmup, MAX_TIMED if probe == n else 1)
+    batch, per_image = probe, statistics.median(times) / probe
+    # Per image, small batches cost more than large ones: the probe's rate makes this a safe bound.
+    fits = min(n, int(TIME_BUDGET_S / ((warmup + MIN_TIMED) * per_image)))
+    if fits >= 2 * probe or fits == n > probe:
+        del t  # freed before the next is built, so the CUDA peak below is this batch's alone
+        batch = n if fits == n else 1 << (fits.bit_length() - 1)  # a power of two, as batches usually are
+        t, times, peak = _timed_trainer(cfg, channels, num_classes, batch, warmup, MAX_TIMED)
+    elif probe < n:
+        times += _time_steps(t, 0, TIME_BUDGET_S - sum(times), MAX_TIMED - 1, min_timed=0, guess=times[0])
+    if batch < n:
+        est.notes.append(f"timed at batch {batch} on {t.device} and scaled to {n} (timing batch {n} itself "
+                         f"would take about {(warmup + MIN_TIMED) * per_image * n:.0f} s)")
+    est.sec_per_step = statistics.median(times) * n / batch
+    est.sec_source = "measured"
+    if peak is not None:
+        # The counted state (fp32 weights, grads, optimiser, EMA) is the same on the GPU; the rest
+        # of the measured peak is activations and workspace, which grow with the batch.
+        est.activations_bytes = int(max(0, peak - est.weights_bytes) * n / batch)
+        est.memory_source = "measured peak on cuda" + (f" at batch {batch}, scaled to {n}" if batch != n else "")
 
 
 def estimate(cfg: TrainConfig, channels: int = 3, num_classes: int = 0, measure: bool = True,
              image_count: int | None = None, threads: int | None = None) -> Estimate:
-    """Estimate cost of ``cfg``; raises only for a config the models cannot build."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Estimate the cost of ``cfg``; raises only for a config the models cannot build (a ConfigError naming the field).
+
+    ``threads``: the CPU thread count to time with (default: what a run of ``cfg`` starts with).
+    ``measure=False`` (the device is busy training) counts on the CPU only and derives a rough time from FLOPs.
+    """
+    from .train.device import choose_threads
 
     channels = cfg.channels or channels or 3
     device = resolve_device(cfg.device)
     est = Estimate(device=device)
-    nthreads = threads if threads is not None else (cfg.threads or 1)
-    with _threads(nthreads):
-        torch.manual_seed(0)
-        G, D = _build(cfg, channels, num_classes)
-        est.params_g = sum(p.numel() for p in G.parameters())
-        est.params_d = sum(p.numel() for p in D.parameters())
-        G.train()
-        D.train()
-        tiny = 2
-        flops = {}
-        for phase in ("d", "g"):
-            with FlopCounterMode(display=False) as fc:
-                _step(G, D, cfg, channels, num_classes, tiny, "cpu", phase=phase)
-            flops[phase] = fc.get_total_flops()
-        scale = cfg.batch_size / tiny
-        est.flops_per_step = (cfg.n_critic * flops["d"] + flops["g"]) * scale
-
-        saved: dict[str, int] = {"cur": 0}
-        seen: set[int] = set()
-
-        def pack(t: torch.Tensor):
-            try:
-                key = t.untyped_storage().data_ptr()
-                if key not in seen:
-                    seen.add(key)
-                    saved["cur"] += t.untyped_storage().nbytes()
-            except (RuntimeError, NotImplementedError):
-                saved["cur"] += t.numel() * t.element_size()
-            return t
-
-        peak = 0
-        for phase in ("d", "g"):
-            saved["cur"] = 0
-            seen.clear()
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                _step(G, D, cfg, channels, num_classes, tiny, "cpu", phase=phase)
-            peak = max(peak, saved["cur"])
-        est.activations_bytes = int(peak * scale)
-        n_g, n_d = est.params_g, est.params_d
-        est.weights_bytes = 4 * (4 * (n_g + n_d) + (n_g if cfg.ema > 0 else 0))
-        if image_count:
-            est.dataset_bytes = int(image_count) * channels * cfg.resolution ** 2
-
+    nthreads = threads if threads is not None else choose_threads(cfg, shared_cpu=False)
+    # A fixed count, so the thread tuner does not wander while we time; compile is left out (see _measure).
+    run_cfg = cfg.replace(threads=max(1, nthreads), compile=False)
+    with _isolated(device):
+        _count(run_cfg, channels, num_classes, est)
         if measure:
             try:
-                b = cfg.batch_size if device != "cpu" else min(cfg.batch_size, 8)
-                Gd, Dd = G.to(device), D.to(device)
-                opt_g = torch.optim.Adam(Gd.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-                opt_d = torch.optim.Adam(Dd.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-                _step(Gd, Dd, cfg, channels, num_classes, b, device, opt_g, opt_d)  # warm-up
-                _sync(device)
-                t0 = time.perf_counter()
-                for _ in range(2):
-                    _step(Gd, Dd, cfg, channels, num_classes, b, device, opt_g, opt_d)
-                _sync(device)
-                est.sec_per_step = (time.perf_counter() - t0) / 2 * (cfg.batch_size / b)
-                est.sec_source = "measured"
-                if b != cfg.batch_size:
-                    est.notes.append(f"timed at batch {b} on {device} and scaled to {cfg.batch_size}")
-                if device != "cpu" and cfg.precision != "fp32":
-                    est.notes.append("timed in fp32; mixed precision is usually faster")
+                _measure(run_cfg, channels, num_classes, est)
+                if cfg.compile:
+                    est.notes.append("timed without torch.compile: compiling takes minutes; compiled steps are "
+                                     "usually faster")
+                if device == "cpu" and not cfg.threads:
+                    est.notes.append(f"timed with {run_cfg.threads} CPU thread(s); threads=0 adapts the count "
+                                     "while training")
+            except ConfigError:
+                raise  # e.g. fp16 on the CPU: the run would refuse it too, so say so now, by field
             except Exception as e:  # a device that is busy or missing must not break the page
                 est.notes.append(f"could not time a step on {device}: {type(e).__name__}: {e}")
-        if est.sec_per_step is None:
-            rate = _ROUGH_FLOPS.get(device.split(":")[0], _ROUGH_FLOPS["cpu"])
-            est.sec_per_step = est.flops_per_step / rate
-            est.sec_source = "rough, from FLOPs"
+    if image_count:
+        est.dataset_bytes = int(image_count) * channels * cfg.resolution ** 2
+    if est.sec_per_step is None:
+        rate = _ROUGH_FLOPS.get(device.split(":")[0], _ROUGH_FLOPS["cpu"])
+        est.sec_per_step = est.flops_per_step / rate
+        est.sec_source = "rough, from FLOPs"
     return est
 
 
@@ -242,11 +359,16 @@ def human_duration(s: float | None) -> str:
     return f"{d} d {h} h"
 
 
+def images_per_second(est: Estimate, cfg: TrainConfig) -> float | None:
+    """Real images D sees per second: n_critic batches per step, as the Monitor counts them."""
+    return cfg.batch_size * cfg.n_critic / est.sec_per_step if est.sec_per_step else None
+
+
 def summary(est: Estimate, cfg: TrainConfig) -> dict[str, Any]:
     """Plain numbers for display."""
     return {
         "params_g": est.params_g, "params_d": est.params_d, "flops_per_step": est.flops_per_step,
         "memory_bytes": est.memory_bytes, "sec_per_step": est.sec_per_step,
         "total_s": est.total_seconds(cfg.steps),
-        "img_per_s": (cfg.batch_size / est.sec_per_step) if est.sec_per_step else None,
+        "img_per_s": images_per_second(est, cfg),
     }

@@ -18,17 +18,18 @@ from studio.train_procs import chosen_processes, gpus_widget  # noqa: E402
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_estimate(cfg_json: str, channels: int, num_classes: int, count: int | None, measure: bool):
+def cached_estimate(cost_json: str, channels: int, num_classes: int, count: int | None, measure: bool):
+    """Keyed by the fields that change a step's cost: editing steps, the schedule or the name reuses it."""
     from core.estimate import estimate
     from core.train.device import choose_threads
 
-    cfg = TrainConfig.from_dict(json.loads(cfg_json))
+    cfg = TrainConfig.from_dict(json.loads(cost_json))
     return estimate(cfg, channels=channels, num_classes=num_classes, measure=measure, image_count=count,
                     threads=choose_threads(cfg, shared_cpu=True))
 
 
 def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
-    from core.estimate import human_bytes, human_count, human_duration
+    from core.estimate import cost_config, human_bytes, human_count, human_duration, images_per_second
 
     info = st.session_state.get(state.K_DATASET_INFO) or {}
     same = st.session_state.get(state.K_DATASET) == cfg.data
@@ -37,8 +38,8 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
         "mnist", "fashion-mnist", "cifar10") else 0)
     count = info.get("count") if same else None
     try:
-        with st.spinner("Estimating cost…"):
-            est = cached_estimate(cfg.to_json(), int(channels), int(classes), count, not busy)
+        with st.spinner("Timing a training step…"):
+            est = cached_estimate(cost_config(cfg).to_json(), int(channels), int(classes), count, not busy)
     except ConfigError as e:
         state.show_error(f"{label(e.field)}: {str(e).split(': ', 1)[-1]}")
         return
@@ -47,8 +48,10 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
         return
     per = est.sec_per_step or 0.0
     c1, c2 = st.columns(2)
-    c1.metric("Time per step", human_duration(per), help=f"{est.sec_source} on {est.device}. "
-              + " ".join(est.notes))
+    how = (f"A real training step of this config (on random images of its shape), timed on {est.device}."
+           if est.sec_source == "measured" else "Rough, from the FLOP count: not timed"
+           + (" while a run is training." if busy else "."))
+    c1.metric("Time per step", human_duration(per), help=" ".join([how, *est.notes]))
     total = per * cfg.steps
     if cfg.minutes:
         total = min(total, cfg.minutes * 60)
@@ -56,11 +59,13 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
               + (f", capped by the {cfg.minutes:g}-minute budget" if cfg.minutes else ""))
     c3, c4 = st.columns(2)
     c3.metric("Memory", human_bytes(est.memory_bytes),
-              help=f"Weights, gradients and Adam state {human_bytes(est.weights_bytes)} + activations at batch "
-                   f"{cfg.batch_size} {human_bytes(est.activations_bytes)} on {est.device}"
+              help=f"Weights, gradients, optimiser state and EMA {human_bytes(est.weights_bytes)} + activations at "
+                   f"batch {cfg.batch_size} {human_bytes(est.activations_bytes)} on {est.device} ({est.memory_source})"
                    + (f"; the decoded dataset needs {human_bytes(est.dataset_bytes)} of RAM" if est.dataset_bytes else ""))
-    c4.metric("Images / s", f"{cfg.batch_size / per:,.0f}" if per else "—",
-              help="Real images the discriminator sees per second.")
+    rate = images_per_second(est, cfg)
+    c4.metric("Images / s", f"{rate:,.0f}" if rate else "—",
+              help="Real images the discriminator sees per second (batch × D steps per G step), as the Monitor "
+                   "counts them.")
     st.caption(f"G {human_count(est.params_g)} params · D {human_count(est.params_d)} params · "
                f"{human_count(est.flops_per_step)} FLOP per step · {est.sec_source} on `{est.device}`")
     if est.device == "cpu" and total > 30 * 60:
@@ -159,7 +164,7 @@ def main() -> None:
                 busy_here = True
         with st.container(border=True, key="estimate"):
             st.markdown("##### Estimate")
-            if cfg is not None:
+            if cfg is not None and error is None:
                 estimate_panel(cfg, busy=job is not None)
             else:
                 st.caption("Fix the setting below to see an estimate.")

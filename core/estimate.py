@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -29,10 +30,27 @@ MAX_TIMED = 3         # the median of at most this many timed steps ...
 MIN_TIMED = 2         # ... and of at least this many (a batch that cannot afford them is not timed)
 COUNT_BATCHES = (2, 4)  # FLOPs and saved bytes are linear in the batch: two points fix the line
 SYNTHETIC_MAX_BYTES = 256 * 2**20
+# One estimate at a time per process: two at once (a tab's superseded rerun still timing, a
+# second tab) would time each other; measured in the studio, a 20 ms step read as 430 ms.
+_ONE_AT_A_TIME = threading.Lock()
 # Fields that change what a step costs. The others (schedule, naming, seed) only change when or
 # how often things happen, so the studio need not re-measure when they change.
 COST_FREE = ("data", "steps", "minutes", "sample_every", "checkpoint_every", "log_every", "eval_every",
              "eval_samples", "eval_metric", "keep_checkpoints", "on_diverge", "seed", "name")
+
+
+class EstimateCancelled(Exception):
+    """The caller's ``cancelled()`` said yes: nobody wants this estimate any more."""
+
+
+def _never() -> bool:
+    return False
+
+
+def _step(trainer, cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise EstimateCancelled
+    trainer.step()
 
 
 @dataclass
@@ -184,7 +202,7 @@ def _state_bytes(trainer) -> int:
     return sum(sizes.values())
 
 
-def _count(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -> None:
+def _count(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate, cancelled: Callable[[], bool]) -> None:
     """Parameters, state bytes, FLOPs and saved bytes of the real step, on the CPU at two small batches."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -198,7 +216,7 @@ def _count(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -> 
         fc = FlopCounterMode(display=False)
         fc.mod_tracker = _NoModules()
         with fc, meter.hooks():
-            t.step()
+            _step(t, cancelled)
         flops.append(fc.get_total_flops())
         saved.append(meter.peak)
     est.params_g = sum(p.numel() for p in t.G.parameters())
@@ -222,16 +240,18 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _time_steps(trainer, warmup: int, budget_s: float, max_timed: int = MAX_TIMED,
+def _time_steps(trainer, cancelled: Callable[[], bool], warmup: int, budget_s: float, max_timed: int = MAX_TIMED,
                 min_timed: int = MIN_TIMED, guess: float = 0.0) -> list[float]:
     """Seconds of each timed ``trainer.step()`` after ``warmup`` untimed ones; past ``min_timed``,
     stops before the next step (the median so far, or ``guess`` before the first) would overrun ``budget_s``."""
     for _ in range(warmup):
-        trainer.step()
+        _step(trainer, cancelled)
     _sync(trainer.device)
     times: list[float] = []
     while len(times) < max_timed and (len(times) < min_timed
                                       or sum(times) + (statistics.median(times) if times else guess) <= budget_s):
+        if cancelled():
+            raise EstimateCancelled
         t0 = time.perf_counter()
         trainer.step()
         _sync(trainer.device)
@@ -239,7 +259,8 @@ def _time_steps(trainer, warmup: int, budget_s: float, max_timed: int = MAX_TIME
     return times
 
 
-def _timed_trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int, warmup: int, max_timed: int):
+def _timed_trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int, warmup: int, max_timed: int,
+                   cancelled: Callable[[], bool]):
     """Build the run's Trainer at ``batch`` and time it; also its CUDA peak bytes beyond what was
     allocated before (weights, optimiser state and activations; the synthetic images left out)."""
     from .train.device import pick_device
@@ -250,7 +271,7 @@ def _timed_trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int
         base = torch.cuda.memory_allocated(dev)
         torch.cuda.reset_peak_memory_stats(dev)
     t = _trainer(cfg, channels, num_classes, batch)
-    times = _time_steps(t, warmup, TIME_BUDGET_S, max_timed)
+    times = _time_steps(t, cancelled, warmup, TIME_BUDGET_S, max_timed)
     peak = None
     if dev.type == "cuda":
         images = t.sampler.images
@@ -258,23 +279,23 @@ def _timed_trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int
     return t, times, peak
 
 
-def _measure(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -> None:
+def _measure(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate, cancelled: Callable[[], bool]) -> None:
     """Time the real step on the chosen device at the configured batch when a warm-up and
     ``MIN_TIMED`` steps of it fit the budget (judged from a probe at ``PROBE_BATCH``), else at the
     largest batch that fits, scaled to the configured one."""
     warmup = 2 if est.device.startswith("cuda") else 1  # CUDA's first steps also pick kernels and handles
     n = cfg.batch_size
     probe = min(n, PROBE_BATCH)
-    t, times, peak = _timed_trainer(cfg, channels, num_classes, probe, warmup, MAX_TIMED if probe == n else 1)
+    t, times, peak = _timed_trainer(cfg, channels, num_classes, probe, warmup, MAX_TIMED if probe == n else 1, cancelled)
     batch, per_image = probe, statistics.median(times) / probe
     # Per image, small batches cost more than large ones: the probe's rate makes this a safe bound.
     fits = min(n, int(TIME_BUDGET_S / ((warmup + MIN_TIMED) * per_image)))
     if fits >= 2 * probe or fits == n > probe:
         del t  # freed before the next is built, so the CUDA peak below is this batch's alone
         batch = n if fits == n else 1 << (fits.bit_length() - 1)  # a power of two, as batches usually are
-        t, times, peak = _timed_trainer(cfg, channels, num_classes, batch, warmup, MAX_TIMED)
+        t, times, peak = _timed_trainer(cfg, channels, num_classes, batch, warmup, MAX_TIMED, cancelled)
     elif probe < n:
-        times += _time_steps(t, 0, TIME_BUDGET_S - sum(times), MAX_TIMED - 1, min_timed=0, guess=times[0])
+        times += _time_steps(t, cancelled, 0, TIME_BUDGET_S - sum(times), MAX_TIMED - 1, min_timed=0, guess=times[0])
     if batch < n:
         est.notes.append(f"timed at batch {batch} on {t.device} and scaled to {n} (timing batch {n} itself "
                          f"would take about {(warmup + MIN_TIMED) * per_image * n:.0f} s)")
@@ -288,35 +309,31 @@ def _measure(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate) -
 
 
 def estimate(cfg: TrainConfig, channels: int = 3, num_classes: int = 0, measure: bool = True,
-             image_count: int | None = None, threads: int | None = None) -> Estimate:
-    """Estimate the cost of ``cfg``; raises only for a config the models cannot build (a ConfigError naming the field).
+             image_count: int | None = None, threads: int | None = None,
+             cancelled: Callable[[], bool] | None = None) -> Estimate:
+    """Estimate the cost of ``cfg``; raises only for a config the models cannot build (a ConfigError
+    naming the field), or EstimateCancelled.
 
     ``threads``: the CPU thread count to time with (default: what a run of ``cfg`` starts with).
     ``measure=False`` (the device is busy training) counts on the CPU only and derives a rough time from FLOPs.
+    ``cancelled`` is asked before each step and while waiting for another estimate in this process to end.
     """
     from .train.device import choose_threads
 
+    cancelled = cancelled or _never
     channels = cfg.channels or channels or 3
     device = resolve_device(cfg.device)
     est = Estimate(device=device)
     nthreads = threads if threads is not None else choose_threads(cfg, shared_cpu=False)
     # A fixed count, so the thread tuner does not wander while we time; compile is left out (see _measure).
     run_cfg = cfg.replace(threads=max(1, nthreads), compile=False)
-    with _isolated(device):
-        _count(run_cfg, channels, num_classes, est)
-        if measure:
-            try:
-                _measure(run_cfg, channels, num_classes, est)
-                if cfg.compile:
-                    est.notes.append("timed without torch.compile: compiling takes minutes; compiled steps are "
-                                     "usually faster")
-                if device == "cpu" and not cfg.threads:
-                    est.notes.append(f"timed with {run_cfg.threads} CPU thread(s); threads=0 adapts the count "
-                                     "while training")
-            except ConfigError:
-                raise  # e.g. fp16 on the CPU: the run would refuse it too, so say so now, by field
-            except Exception as e:  # a device that is busy or missing must not break the page
-                est.notes.append(f"could not time a step on {device}: {type(e).__name__}: {e}")
+    while not _ONE_AT_A_TIME.acquire(timeout=0.05):
+        if cancelled():
+            raise EstimateCancelled
+    try:
+        _estimate(cfg, run_cfg, channels, num_classes, measure, est, cancelled)
+    finally:
+        _ONE_AT_A_TIME.release()
     if image_count:
         est.dataset_bytes = int(image_count) * channels * cfg.resolution ** 2
     if est.sec_per_step is None:
@@ -324,6 +341,27 @@ def estimate(cfg: TrainConfig, channels: int = 3, num_classes: int = 0, measure:
         est.sec_per_step = est.flops_per_step / rate
         est.sec_source = "rough, from FLOPs"
     return est
+
+
+def _estimate(cfg: TrainConfig, run_cfg: TrainConfig, channels: int, num_classes: int, measure: bool,
+              est: Estimate, cancelled: Callable[[], bool]) -> None:
+    """Count, then time, with the caller's RNG state and thread count kept (see _isolated)."""
+    device = est.device
+    with _isolated(device):
+        _count(run_cfg, channels, num_classes, est, cancelled)
+        if measure:
+            try:
+                _measure(run_cfg, channels, num_classes, est, cancelled)
+                if cfg.compile:
+                    est.notes.append("timed without torch.compile: compiling takes minutes; compiled steps are "
+                                     "usually faster")
+                if device == "cpu" and not cfg.threads:
+                    est.notes.append(f"timed with {run_cfg.threads} CPU thread(s); threads=0 adapts the count "
+                                     "while training")
+            except (ConfigError, EstimateCancelled):
+                raise  # ConfigError, e.g. fp16 on the CPU: the run would refuse it too, so say so now, by field
+            except Exception as e:  # a device that is busy or missing must not break the page
+                est.notes.append(f"could not time a step on {device}: {type(e).__name__}: {e}")
 
 
 def human_bytes(n: float) -> str:

@@ -17,19 +17,33 @@ from studio.train_form import K_CFG, W, config_form, init_state, label, on_prese
 from studio.train_procs import chosen_processes, gpus_widget  # noqa: E402
 
 
+K_EST_RUN = "gs_estimate_run"  # which script run of this session asked for an estimate last
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_estimate(cost_json: str, channels: int, num_classes: int, count: int | None, measure: bool):
+def cached_estimate(cost_json: str, channels: int, num_classes: int, count: int | None, measure: bool,
+                    _cancelled=None):
     """Keyed by the fields that change a step's cost: editing steps, the schedule or the name reuses it."""
     from core.estimate import estimate
     from core.train.device import choose_threads
 
     cfg = TrainConfig.from_dict(json.loads(cost_json))
     return estimate(cfg, channels=channels, num_classes=num_classes, measure=measure, image_count=count,
-                    threads=choose_threads(cfg, shared_cpu=True))
+                    threads=choose_threads(cfg, shared_cpu=True), cancelled=_cancelled)
+
+
+def superseded_check():
+    """A callable saying whether a newer run of this page (in this session) has asked for an estimate.
+
+    Each edit reruns the page; Streamlit starts the new run while the old one is still inside its
+    estimate, so the old one gives up at its next step instead of timing against the new one."""
+    ss = st.session_state
+    mine = ss[K_EST_RUN] = ss.get(K_EST_RUN, 0) + 1
+    return lambda: ss.get(K_EST_RUN) != mine
 
 
 def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
-    from core.estimate import cost_config, human_bytes, human_count, human_duration, images_per_second
+    from core.estimate import EstimateCancelled, cost_config, human_bytes, human_count, human_duration, images_per_second
 
     info = st.session_state.get(state.K_DATASET_INFO) or {}
     same = st.session_state.get(state.K_DATASET) == cfg.data
@@ -39,7 +53,10 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
     count = info.get("count") if same else None
     try:
         with st.spinner("Timing a training step…"):
-            est = cached_estimate(cost_config(cfg).to_json(), int(channels), int(classes), count, not busy)
+            est = cached_estimate(cost_config(cfg).to_json(), int(channels), int(classes), count, not busy,
+                                  _cancelled=superseded_check())
+    except EstimateCancelled:
+        return  # a newer run of this page shows the estimate
     except ConfigError as e:
         state.show_error(f"{label(e.field)}: {str(e).split(': ', 1)[-1]}")
         return

@@ -2,10 +2,10 @@
 raise the right finding within a bounded number of steps, healthy ones must raise no warning or
 critical finding. Prints a markdown table (for docs/diagnostics.md) and the monitor's overhead.
 
-    python benchmarks/diagnostics_scenarios.py                 # every scenario (~10 min of CPU)
-    python benchmarks/diagnostics_scenarios.py --quick         # the short ones only
-    python benchmarks/diagnostics_scenarios.py collapsed-latent healthy-fashion-mnist
-    python benchmarks/diagnostics_scenarios.py --json out.json
+    python -m benchmarks.diagnostics_scenarios                 # every scenario (~10 min of CPU)
+    python -m benchmarks.diagnostics_scenarios --quick         # the short ones only
+    python -m benchmarks.diagnostics_scenarios collapsed-latent healthy-fashion-mnist
+    python -m benchmarks.diagnostics_scenarios --json out.json
 
 tests/test_diagnostics_real.py runs the short scenarios from this file as tests.
 """
@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from core.config import TrainConfig, preset  # noqa: E402
-from core.runs import load_run  # noqa: E402
-from core.train import create_run  # noqa: E402
+from core.config import TrainConfig, preset
+from core.runs import load_run
+from core.train import create_run
 
 # Tiny networks on the built-in procedural dataset at 16 px: ~10-30 ms per step on one CPU thread.
 TINY = dict(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=32, log_every=20,
@@ -126,8 +125,10 @@ def run_scenario(sc: Scenario, runs_dir: Path) -> dict[str, Any]:
     t = create_run(cfg, runs_dir / "runs")
     if sc.patch is not None:
         sc.patch(t)
+    from core.train import run_loop, standard_hooks
+    hooks = standard_hooks(t)
     t0 = time.perf_counter()
-    state = t.run()
+    state = run_loop(t, hooks)
     wall = time.perf_counter() - t0
     info = load_run(t.store.path)
     findings = [e for e in info.events() if e.get("type") == "finding"]
@@ -139,7 +140,7 @@ def run_scenario(sc: Scenario, runs_dir: Path) -> dict[str, Any]:
         ok = detected is not None and detected <= sc.bound
     else:
         ok = not alarms
-    mon = next((h for h in t.log_hooks if type(h).__name__ == "DiagnosticsMonitor"), None)
+    mon = next((h for h in hooks if type(h).__name__ == "DiagnosticsMonitor"), None)
     timing = dict(mon.timing) if mon is not None else {}
     return {"name": sc.name, "what": sc.what, "expect": sc.expect or "no warning/critical", "bound": sc.bound,
             "detected": detected, "ok": ok, "state": state, "steps": t.step_count, "wall_s": wall,

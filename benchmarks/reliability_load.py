@@ -1,7 +1,7 @@
 """Load measurements for docs/reliability.md (not tests): a huge folder scan, a 10^6-row metrics log.
 
-    python benchmarks/reliability_load.py scan [--files 100000] [--workers N]
-    python benchmarks/reliability_load.py history [--rows 1000000]
+    python -m benchmarks.reliability_load scan [--files 100000] [--workers N]
+    python -m benchmarks.reliability_load history [--rows 1000000]
 
 scan: writes N tiny PNGs (8x8, 512 distinct contents cycled) to a temp folder, then runs the same
 cached scan the studio and `python -m core scan` use, in a fresh process, reporting wall time, progress
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _rss_mb(who=resource.RUSAGE_SELF) -> float:

@@ -1,7 +1,7 @@
 """Scaling measurements for docs/scaling.md: 1 process vs N torchrun processes, and scan+cache throughput.
 
-    python benchmarks/scaling.py ddp   [--steps 60] [--nproc 2] [--resolution 32]
-    python benchmarks/scaling.py cache [--files 200000] [--size 32]
+    python -m benchmarks.scaling ddp   [--steps 60] [--nproc 2] [--resolution 32]
+    python -m benchmarks.scaling cache [--files 200000] [--size 32]
 
 `ddp` trains the same global batch (per-rank batch x ranks) once in one process and once under
 torchrun, and reports images/s of each from the runs' own metrics (after the first log window,
@@ -56,7 +56,6 @@ def ddp(args) -> None:
 def cache(args) -> None:
     import numpy as np
     from PIL import Image
-    sys.path.insert(0, str(ROOT))
     from core.data import load_dataset
     tmp = Path(tempfile.mkdtemp(prefix="scaling-cache-"))
     folder = tmp / "images"

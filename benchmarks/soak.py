@@ -2,7 +2,7 @@
 sampling the server's memory, open files and threads; then three browser sessions watch the same run
 and one of them pauses it. Not a test: numbers for docs/reliability.md.
 
-    python benchmarks/soak.py [--minutes 60] [--every 30] [--sessions 3]
+    python -m benchmarks.soak [--minutes 60] [--every 30] [--sessions 3]
 
 Needs Playwright and the system Chromium (see tests/e2e/driver.py). Prints a JSON summary.
 """
@@ -16,12 +16,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-import driver  # noqa: E402
+from tests.e2e import driver
 
-from core.runs import list_runs, load_run  # noqa: E402
+from core.runs import list_runs, load_run
 
 
 def proc_stats(pid: int) -> dict:

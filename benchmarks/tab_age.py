@@ -2,7 +2,7 @@
 every minute the tab's JS heap and the server's RSS/threads/fds, and page-switch times at the start,
 at the end in the same tab, and in a fresh tab. Not a test: numbers for docs/reliability.md.
 
-    python benchmarks/tab_age.py [--minutes 15]
+    python -m benchmarks.tab_age [--minutes 15]
 """
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import driver  # noqa: E402
-from soak import proc_stats, start_run, streamlit_pid  # noqa: E402
+from tests.e2e import driver
+from benchmarks.soak import proc_stats, start_run, streamlit_pid
 
 
 def switch(page) -> float:

@@ -1,197 +1,16 @@
-"""Command line: python -m core train|resume|generate|scan|presets (user errors exit 2 with one clear line)."""
+"""Command line: `python -m core COMMAND` — each family adds its own sub-commands (user errors exit 2 with one clear line).
+
+The commands come from the families' ``add_parser(sub)`` functions, pulled here by plain
+imports: train/resume (core.train.cli), scan/cache (core.data.cli), generate
+(core.generator.cli), export (core.export.cli), evaluate (core.metrics.cli), bench
+(core.bench.cli); presets is this module's own.
+"""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
-from .config import FIELD_HELP, PRESET_HELP, PRESETS, ConfigError, TrainConfig, parse_overrides
-
-EXTRA_COMMANDS: dict[str, Any] = {}  # other modules (export, evaluate, bench) register sub-commands here
-
-
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    base: dict[str, Any] = {}
-    if args.config:
-        base = TrainConfig.from_json_file(args.config).to_dict()
-    if args.preset:
-        if args.preset not in PRESETS:
-            raise ConfigError("--preset", f"unknown preset {args.preset!r}; valid: {', '.join(PRESETS)}")
-        base.update(PRESETS[args.preset])
-    direct = {k: getattr(args, k) for k in ("data", "arch", "loss", "resolution", "steps", "minutes", "batch_size",
-                                           "device", "seed", "name") if getattr(args, k, None) is not None}
-    base.update(direct)
-    base.update(parse_overrides(args.set or []))
-    return TrainConfig.from_dict(base, source="command line").validate()
-
-
-class ProgressPrinter:
-    """A one-line progress bar on a terminal (plain periodic lines when piped) from loop events."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total = total
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.last = 0.0
-
-    def status(self, st: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - self.last < (0.5 if self.tty else 10.0) and st.get("state") == "running":
-            return
-        self.last = now
-        step, total = st.get("step", 0), st.get("total_steps") or self.total
-        frac = min(1.0, step / total) if total else 0
-        bar = "#" * int(frac * 24) + "-" * (24 - int(frac * 24))
-        last = st.get("last") or {}
-        ld, lg = last.get("loss/d"), last.get("loss/g")
-        eta = st.get("eta_s")
-        line = (f"[{bar}] {step}/{total}  D {_fmt(ld)}  G {_fmt(lg)}  {st.get('img_per_s') or 0:7.1f} img/s  "
-                f"ETA {_dur(eta)}")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:7.3f}" if isinstance(v, (int, float)) else "    n/a"
-
-
-def _dur(s: Any) -> str:
-    if not isinstance(s, (int, float)):
-        return "--:--"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """SIGINT (Ctrl-C) and SIGTERM (torchrun passing on a Ctrl-C, a scheduler's preemption) ask the
-    training loop to stop after the current step and write a final checkpoint, instead of killing
-    the process mid-step. Yields a function the loop polls."""
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):
-        stop["flag"] = True
-
-    old = signal.signal(signal.SIGINT, on_signal)
-    old_term = signal.signal(signal.SIGTERM, on_signal)
-    try:
-        yield lambda: stop["flag"]
-    finally:
-        signal.signal(signal.SIGINT, old)
-        signal.signal(signal.SIGTERM, old_term)
-
-
-def _train(trainer, quiet: bool = False) -> int:
-    """Run a prepared trainer in the foreground, printing progress and findings; Ctrl-C stops cleanly."""
-    store = trainer.store
-    printer = None if quiet else ProgressPrinter(trainer.cfg.steps)
-    orig = store.write_status
-
-    def write_status(**fields):
-        orig(**fields)
-        if printer:
-            printer.status(store.status)
-
-    store.write_status = write_status
-
-    def on_event(ev):
-        if ev.get("type") in ("finding", "warning", "error", "diverged", "rollback"):
-            msg = ev.get("message") or (f"{ev.get('kind')} ({ev.get('severity')}, {ev.get('status')}): "
-                                        f"{ev.get('suggestion') or ev.get('explanation', '')}")
-            print(f"\n[{ev['type']} at step {ev.get('step')}] {msg}", file=sys.stderr)
-
-    try:
-        with _stop_on_signals() as stop_asked:
-            final = trainer.run(should_stop=stop_asked, on_event=on_event)
-    finally:
-        if printer:
-            printer.close()
-    print(f"{final}: {store.status.get('message', '')}", file=sys.stderr)
-    print(store.path)  # last line of stdout: the run folder, for scripts
-    return 0 if final in ("finished", "stopped") else 1
-
-
-def cmd_train(args) -> int:
-    from .train.setup import create_run
-    cfg = _config_from_args(args)
-    from .train import distributed
-    if distributed.is_distributed_launch():
-        return _train_distributed(lambda: distributed.create_distributed(cfg, args.runs_dir), args)
-    print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
-    trainer = create_run(cfg, args.runs_dir, progress=_scan_progress if sys.stderr.isatty() else None)
-    print(f"Run folder: {trainer.store.path}", file=sys.stderr)
-    if args.announce:
-        Path(args.announce).write_text(str(trainer.store.path))
-    return _train(trainer, args.quiet)
-
-
-def cmd_resume(args) -> int:
-    from .train.setup import resume_run
-    changes = parse_overrides(args.set or [])
-    from .train import distributed
-    if distributed.is_distributed_launch():
-        return _train_distributed(lambda: distributed.resume_distributed(args.run_dir, args.steps, args.minutes,
-                                                                          changes), args)
-    trainer = resume_run(args.run_dir, steps=args.steps, minutes=args.minutes, changes=changes)
-    print(f"Resuming {trainer.store.path} at step {trainer.step_count}", file=sys.stderr)
-    return _train(trainer, args.quiet)
-
-
-def _train_distributed(make, args) -> int:
-    """Under torchrun: rank 0 prints and owns the run folder; the other ranks train silently."""
-    from .train import distributed
-    trainer, in_step = None, False
-    try:
-        trainer = make()
-        if trainer.rank == 0:
-            if getattr(args, "announce", None):
-                Path(args.announce).write_text(str(trainer.store.path))
-            print(f"Run folder: {trainer.store.path} ({trainer.world_size} processes)", file=sys.stderr)
-            code = _train(trainer, args.quiet)
-        else:
-            with _stop_on_signals() as stop_asked:  # every rank stops together, with a final checkpoint
-                final = trainer.run(should_stop=stop_asked)
-            if final not in ("finished", "stopped"):
-                print(f"rank {trainer.rank}: {final}: {trainer.last_message}", file=sys.stderr)
-            code = 0 if final in ("finished", "stopped") else 1
-        # finished/stopped come from the step budget or the ranks' shared stop decision, so every
-        # rank ends together; a failure may be this rank's alone, and the others would never reach a barrier.
-        in_step = code == 0
-        return code
-    finally:
-        distributed.shutdown(trainer, in_step)
-
-
-def cmd_generate(args) -> int:
-    """Images from a run folder, a checkpoint or an exported bundle; same seed -> same images."""
-    from .generate import generate_seeds, load_generator, write_images
-    if args.n < 1:
-        raise ConfigError("-n", "ask for at least one image")
-    if not 0.0 <= args.truncation <= 1.0:
-        raise ConfigError("--truncation", f"psi must be between 0 and 1, got {args.truncation}")
-    g = load_generator(args.source, checkpoint=args.checkpoint)
-    seeds = list(range(args.seed, args.seed + args.n))
-    imgs = generate_seeds(g, seeds, args.truncation, args.class_id)
-    out = write_images(imgs, seeds, args.out, as_zip=args.zip)
-    print(f"Wrote {len(seeds)} images from {g.source} (step {g.step}{', EMA' if g.uses_ema else ''}) to {out}",
-          file=sys.stderr)
-    print(out)
-    return 0
-
-
-def cmd_scan(args) -> int:
-    from .data import scan
-    rep = scan(args.folder, progress=_scan_progress if sys.stderr.isatty() else None)
-    print(rep.summary())
-    return 0 if rep.images else 1
+from .config import FIELD_HELP, PRESET_HELP, PRESETS, ConfigError
 
 
 def cmd_presets(args) -> int:
@@ -205,73 +24,23 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def _scan_progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rdecoding {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .bench import cli as bench_cli
+    from .data import cli as data_cli
+    from .export import cli as export_cli
+    from .generator import cli as generator_cli
+    from .metrics import cli as metrics_cli
+    from .train import cli as train_cli
     p = argparse.ArgumentParser(prog="python -m core", description="GAN Studio: train and use GANs from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a new run")
-    t.add_argument("--data", help="image folder or built-in dataset (shapes, fashion-mnist, mnist, cifar10)")
-    t.add_argument("--arch", help="mlp, dcgan or resnet-sn")
-    t.add_argument("--loss", help="bce, wgan, wgan-gp, hinge or lsgan")
-    t.add_argument("--resolution", type=int)
-    t.add_argument("--steps", type=int)
-    t.add_argument("--minutes", type=float, help="wall-clock budget (stops at whichever of steps/minutes is first)")
-    t.add_argument("--batch-size", dest="batch_size", type=int)
-    t.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--name", help="run name used in the folder name")
-    t.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
-    t.add_argument("--config", help="a saved config JSON (a run's config.json works)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (repeatable)")
-    t.add_argument("--runs-dir", default="runs")
-    t.add_argument("--quiet", action="store_true")
-    t.add_argument("--announce", metavar="FILE", help="write the run folder's path to FILE once it exists "
-                   "(lets a launcher such as the studio find a torchrun job's folder)")
-    t.set_defaults(func=cmd_train)
-
-    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
-    r.add_argument("run_dir")
-    r.add_argument("--steps", type=int, help="new total step count")
-    r.add_argument("--minutes", type=float, help="new total training time in minutes, counting earlier sessions "
-                   "(0 = no time limit)")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a non-structural field (e.g. lr_g)")
-    r.add_argument("--quiet", action="store_true")
-    r.set_defaults(func=cmd_resume)
-
-    g = sub.add_parser("generate", help="write images from a trained generator")
-    g.add_argument("source", help="run folder, checkpoint file, or exported bundle (.safetensors or its .json)")
-    g.add_argument("-n", type=int, default=64, help="number of images")
-    g.add_argument("--out", default="samples", help="output folder (or zip file with --zip)")
-    g.add_argument("--zip", action="store_true", help="write one zip of PNGs instead of a folder")
-    g.add_argument("--checkpoint", default="latest", help="for a run folder: latest (default), best or a step number")
-    g.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i (same seed -> same image)")
-    g.add_argument("--truncation", type=float, default=1.0,
-                   help="psi in [0, 1]: lower = more typical, less varied (0 = the mean image)")
-    g.add_argument("--class", dest="class_id", help="class index or name for conditional models "
-                                                    "(default: image i gets class (seed+i) mod classes)")
-    g.set_defaults(func=cmd_generate)
-
-    s = sub.add_parser("scan", help="check an image folder: what is usable, what is rejected and why")
-    s.add_argument("folder")
-    s.set_defaults(func=cmd_scan)
-
+    train_cli.add_parser(sub)
+    generator_cli.add_parser(sub)
+    data_cli.add_parser(sub)
     pr = sub.add_parser("presets", help="list presets and config fields")
     pr.set_defaults(func=cmd_presets)
-
-    from .data.cache_evict import add_cache_parser
-    add_cache_parser(sub)
-
-    for name, (help_text, add_args, func) in EXTRA_COMMANDS.items():
-        e = sub.add_parser(name, help=help_text)
-        add_args(e)
-        e.set_defaults(func=func)
+    export_cli.add_parser(sub)
+    metrics_cli.add_parser(sub)
+    bench_cli.add_parser(sub)
     return p
 
 
@@ -279,21 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .runs import RunError
     from .train.checkpoint import CheckpointError
-    _load_extensions()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, DataError, RunError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-def _load_extensions() -> None:
-    """Import optional command modules; each adds itself to EXTRA_COMMANDS."""
-    import importlib
-    for mod in ("core.export", "core.metrics.cli", "core.bench"):
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:
-            if e.name and not e.name.startswith(mod):  # a real missing dependency inside the module
-                raise

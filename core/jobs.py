@@ -17,6 +17,7 @@ from typing import Any, Callable
 from .config import TrainConfig
 from .runs import load_run, write_control
 from .train.device import pick_device
+from .train.session import run_training
 from .train.setup import create_run, fork_run, resume_run
 from .train.trainer import Trainer
 
@@ -187,7 +188,7 @@ class JobManager:
     @staticmethod
     def _work(job: Job, trainer: Trainer) -> None:
         try:
-            job.final_state = trainer.run(should_stop=job.stop_event.is_set)
+            job.final_state = run_training(trainer, should_stop=job.stop_event.is_set)
         except BaseException as e:  # pragma: no cover - run() already turns failures into states
             job.final_state, job.error = "failed", f"{type(e).__name__}: {e}"
         if job.final_state in ("failed", "diverged") and not job.error:

@@ -6,7 +6,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.generate import checkpoint_choices
+from core.generator import checkpoint_choices
 from core.runs import RunInfo, list_runs
 from studio import state
 

@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run studio/app.py` puts only studio/ on the path
-    sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from core.history import HistoryCache  # noqa: E402
-from core.runs import ACTIVE_STATES, RunInfo, load_run  # noqa: E402
+from core.history import HistoryCache
+from core.runs import ACTIVE_STATES, RunInfo, load_run
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGE_FILES = {"data": "data.py", "train": "train.py", "monitor": "monitor.py", "runs": "runs.py",

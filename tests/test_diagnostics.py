@@ -10,7 +10,7 @@ import torch
 from core.config import RESUME_LOCKED, TrainConfig
 from core.diagnostics import (DiagnosticsMonitor, Finding, d_dominance, d_gap_stats, detect_divergence,
                               diversity_stats, exploding_gradients, g_dominance, memorisation_stats, mode_collapse,
-                              no_progress, novelty_reference, overfitting, run_history_detectors, training_hooks,
+                              no_progress, novelty_reference, overfitting, run_history_detectors,
                               vanishing_gradients)
 from core.diagnostics.monitor import STATE_KEY, default_sample_interval
 from core.models.layers import resolve_d_norm
@@ -329,7 +329,7 @@ def test_sample_check_leaves_training_untouched(tiny_cfg):
     t = Trainer(cfg, ImageDataset(images, None, [], 3, 16, "synthetic-300", "synthetic"))  # 15 held out
     for _ in range(3):
         t.step()
-    mon = training_hooks(t)[0]
+    mon = DiagnosticsMonitor(t)
     assert isinstance(mon, DiagnosticsMonitor)
     bn = {k: v.clone() for k, v in t.D.state_dict().items()} | {f"G.{k}": v.clone() for k, v in t.G.state_dict().items()}
     rng = torch.get_rng_state()

@@ -4,20 +4,13 @@ resumed run does not announce an active finding again. The scenarios live in
 benchmarks/diagnostics_scenarios.py, which also runs longer ones (see docs/diagnostics.md)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from core.runs import load_run
 from core.train import create_run, resume_run
+from core.train import run_training
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "diagnostics_scenarios.py"
-_spec = importlib.util.spec_from_file_location("diagnostics_scenarios", _PATH)
-scenarios = importlib.util.module_from_spec(_spec)
-sys.modules["diagnostics_scenarios"] = scenarios
-_spec.loader.exec_module(scenarios)
+from benchmarks import diagnostics_scenarios as scenarios
 
 QUICK = [s for s in scenarios.SCENARIOS if s.quick]
 
@@ -47,10 +40,10 @@ def test_scenario(sc, tmp_path):
 def test_resumed_run_does_not_reannounce(tmp_path):
     sc = scenarios.BY_NAME["d-lr-50x"]
     t = create_run(sc.config(tmp_path), tmp_path / "runs")
-    assert t.run(should_stop=lambda: t.step_count >= 220) == "stopped"  # d_dominance started at ~180
+    assert run_training(t, should_stop=lambda: t.step_count >= 220) == "stopped"  # d_dominance started at ~180
     assert [(e["kind"], e["status"]) for e in _findings(t.store.path)] == [("d_dominance", "started")]
     t2 = resume_run(t.store.path, steps=280)
     assert t2.extra_state["diagnostics"]["active"]["d_dominance"]["since"] <= 220
-    assert t2.run() == "finished" and t2.step_count == 280
+    assert run_training(t2) == "finished" and t2.step_count == 280
     kinds = [(e["kind"], e["status"]) for e in _findings(t.store.path)]
     assert kinds.count(("d_dominance", "started")) == 1, kinds

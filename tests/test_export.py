@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from core import export as E
-from core.generate import generate, latents, load_generator
+from core.export import writers
+from core.generator import BUNDLE_FORMAT, BundleError, generate, latents, load_bundle, load_generator
+from core.train import run_training
 from core.train.checkpoint import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +28,7 @@ def _make_run(root, **kw):
                 checkpoint_every=2, device="cpu", threads=1)
     cfg = TrainConfig(**{**base, **kw})
     t = create_run(cfg, root)
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     return t.store.path
 
 
@@ -52,18 +54,18 @@ def test_safetensors_bundle_round_trip(runs, tmp_path, kind):
     z, y = _inputs(g)
     want = generate(g.G, z, y)
     for src in (res.path, tmp_path / "gen.json"):
-        b = E.load_bundle(src)
+        b = load_bundle(src)
         assert torch.equal(generate(b.G, z, y), want)
         assert (b.step, b.num_classes, b.channels, b.uses_ema) == (g.step, g.num_classes, g.channels, g.uses_ema)
     assert torch.equal(generate(load_generator(res.path).G, z, y), want)  # load_generator accepts bundles
     meta = json.loads((tmp_path / "gen.json").read_text())
-    assert meta["format"] == E.BUNDLE_FORMAT and meta["config"]["arch"] == ("dcgan" if kind == "plain" else "resnet-sn")
+    assert meta["format"] == BUNDLE_FORMAT and meta["config"]["arch"] == ("dcgan" if kind == "plain" else "resnet-sn")
     assert meta["dataset"]["fingerprint"] == g.dataset["fingerprint"]
     if kind == "cond":
         assert meta["class_names"] == ["circle", "square", "triangle", "ring"]
     # the safetensors file alone is enough (the JSON is embedded in its header)
     (tmp_path / "gen.json").unlink()
-    assert torch.equal(generate(E.load_bundle(res.path).G, z, y), want)
+    assert torch.equal(generate(load_bundle(res.path).G, z, y), want)
 
 
 def test_model_card(runs, tmp_path):
@@ -97,7 +99,7 @@ import torch
 root = sys.argv[1]
 assert not any(p and root in p for p in sys.path), sys.path
 try:
-    import core.generate  # noqa: F401
+    import core.generator  # noqa: F401
     raise SystemExit("the project is importable: the test is not isolated")
 except ImportError:
     pass
@@ -155,7 +157,7 @@ def test_onnx_matches_pytorch(runs, tmp_path, kind):
 
 
 def test_onnx_unavailable_is_a_clear_message(runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(E, "onnx_status", lambda: (False, "ONNX export needs the 'onnx' package: pip install onnx"))
+    monkeypatch.setattr(writers, "onnx_status", lambda: (False, "ONNX export needs the 'onnx' package: pip install onnx"))
     with pytest.raises(E.ExportError, match="pip install onnx"):
         E.export_generator(runs["plain"], "onnx", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
@@ -181,18 +183,18 @@ def test_foreign_and_pickled_files_are_refused_without_running_them(runs, tmp_pa
     # a real safetensors file that is not a bundle, and a JSON that is not ours
     from safetensors.torch import save_file
     save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(E.BundleError, match="other.safetensors .*not a GAN Studio generator bundle"):
-        E.load_bundle(tmp_path / "other.safetensors")
+    with pytest.raises(BundleError, match="other.safetensors .*not a GAN Studio generator bundle"):
+        load_bundle(tmp_path / "other.safetensors")
     (tmp_path / "other.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(E.BundleError, match="other.json is not a GAN Studio generator bundle"):
+    with pytest.raises(BundleError, match="other.json is not a GAN Studio generator bundle"):
         load_generator(tmp_path / "other.json")
     # a JSON may not point its weights outside its folder
     res = E.export_generator(runs["plain"], "safetensors", tmp_path / "ok.safetensors")
     meta = json.loads((tmp_path / "ok.json").read_text())
     meta["weights"] = "../ok.safetensors"
     (tmp_path / "bad.json").write_text(json.dumps(meta))
-    with pytest.raises(E.BundleError, match="beside the JSON"):
-        E.load_bundle(tmp_path / "bad.json")
+    with pytest.raises(BundleError, match="beside the JSON"):
+        load_bundle(tmp_path / "bad.json")
     # TorchScript / ONNX exports are programs: refused by name, never run
     ts = E.export_generator(runs["plain"], "torchscript", tmp_path / "g.torchscript.pt")
     with pytest.raises(CheckpointError, match="g.torchscript.pt is a TorchScript program"):
@@ -209,7 +211,7 @@ def test_cli_export(runs, tmp_path, capsys):
     assert main(["export", str(runs["plain"]), "--format", "safetensors", "--out", str(out),
                  "--checkpoint", "2"]) == 0
     assert capsys.readouterr().out.strip() == str(out)
-    assert E.load_bundle(out).step == 2 and (tmp_path / "cli" / "model.safetensors.md").exists()
+    assert load_bundle(out).step == 2 and (tmp_path / "cli" / "model.safetensors.md").exists()
     assert main(["export", str(runs["plain"]), "--checkpoint", "best", "--out", str(tmp_path / "b")]) == 2
     assert "best.pt" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope")]) == 2

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from core.metrics import (FeatureNetUnavailable, TinyRandomFeatures, evaluate, fid, find_inception_weights,
                           inception_score, kid, precision_recall, swd)
 from core.metrics.cache import clear_memory
+from core.train import run_training
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,13 +199,17 @@ def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypat
     monkeypatch.setattr(monitor.swd_mod, "swd", lambda ref, fake, seed=0: {"16px": (v := next(seq)), "avg": v})
     saved = []
     real_save = ckpt.save_checkpoint
-    monkeypatch.setattr(ckpt, "save_checkpoint", lambda path, state: saved.append((t.step_count, Path(path).name))
+    import core.train.loop as loop_mod
+    monkeypatch.setattr(loop_mod, "save_checkpoint", lambda path, state: saved.append((t.step_count, Path(path).name))
                         or real_save(path, state))
+    from core.train.loop import LoopContext
+    ctx = LoopContext(t, [mon], None, None, None)  # the hook asks, the loop's save_best_if_asked writes best.pt
     seen = []
     for step in range(1, 18):  # log steps that are not multiples of eval_every still trigger once per period
         t.step_count = step
         row = {"step": step}
         evs = mon(t, row) or []
+        evs += ctx.save_best_if_asked()
         seen.append((step, "metric/swd" in row, [e["best"] for e in evs if e["type"] == "metric"]))
     assert [s for s, has, _ in seen if has] == [4, 8, 12, 16]
     assert [b for _, has, b in seen if has] == [[True], [True], [False], [True]]
@@ -220,7 +225,7 @@ def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypat
     seq = iter([1.0])
     t.step_count, t.finishing, row = 18, True, {}
     assert [e["best"] for e in mon2(t, row)] == [True] and row["metric/swd"] == 1.0
-    assert saved[-1] == (18, "best.pt")
+    assert ctx.save_best_if_asked() == [] and saved[-1] == (18, "best.pt")
     # ...but not twice at the same step, and not in a run shorter than one evaluation period.
     assert mon2(t, {}) is None
     t3 = _monitor_trainer(tmp_path / "short")
@@ -229,14 +234,8 @@ def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypat
 
 
 def _eval_settings(monkeypatch, every: int, samples: int) -> dict:
-    """Config overrides when TrainConfig has the fields, else the monitor's module defaults."""
-    from core.config import FIELD_NAMES
-    from core.metrics import monitor
-    if "eval_every" in FIELD_NAMES:
-        return {"eval_every": every, **({"eval_samples": samples} if "eval_samples" in FIELD_NAMES else {})}
-    monkeypatch.setattr(monitor, "DEFAULT_EVAL_EVERY", every)
-    monkeypatch.setattr(monitor, "DEFAULT_EVAL_SAMPLES", samples)
-    return {}
+    """Config overrides for a periodic evaluation every ``every`` steps on ``samples`` images."""
+    return {"eval_every": every, "eval_samples": samples}
 
 
 def test_monitor_in_a_real_run_does_not_change_training(tmp_path, monkeypatch):
@@ -244,7 +243,7 @@ def test_monitor_in_a_real_run_does_not_change_training(tmp_path, monkeypatch):
     fixed-seed run's losses are identical with and without it."""
     from core.fsutil import read_jsonl
     t = _monitor_trainer(tmp_path, steps=9, **_eval_settings(monkeypatch, 4, 32))
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     rows = read_jsonl(t.store.path / "metrics.jsonl")[0]
     with_eval = [r for r in rows if "metric/swd" in r]
     assert [r["step"] for r in with_eval] == [4, 8, 9]
@@ -253,7 +252,7 @@ def test_monitor_in_a_real_run_does_not_change_training(tmp_path, monkeypatch):
     events = [e for e in read_jsonl(t.store.path / "events.jsonl")[0] if e["type"] == "metric"]
     assert [e["step"] for e in events] == [4, 8, 9] and events[0]["best"] is True
     t2 = _monitor_trainer(tmp_path, steps=9, **_eval_settings(monkeypatch, 0, 32))
-    assert t2.run() == "finished"
+    assert run_training(t2) == "finished"
     rows2 = read_jsonl(t2.store.path / "metrics.jsonl")[0]
     assert not any("metric/swd" in r for r in rows2)
     assert [r["loss/d"] for r in rows] == [r["loss/d"] for r in rows2]
@@ -265,7 +264,7 @@ def test_cli_evaluate_on_a_tiny_run(tmp_path, no_inception):
     from core.train import create_run
     t = create_run(TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8,
                                steps=6, device="cpu", threads=1), tmp_path)
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home"), "OMP_NUM_THREADS": "1"}
     env.pop("GAN_STUDIO_INCEPTION_WEIGHTS", None)
     cmd = [sys.executable, "-m", "core", "evaluate", str(t.store.path), "--n", "64", "--device", "cpu"]

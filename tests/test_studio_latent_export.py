@@ -23,9 +23,9 @@ def _cfg(**kw):
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory):
     """{"trained": root with one trained run, "fresh": root with a run that has no checkpoint, "empty": no runs}."""
-    from core.train import create_run
+    from core.train import create_run, run_training
     trained = tmp_path_factory.mktemp("trained")
-    assert create_run(_cfg(), trained).run() == "finished"
+    assert run_training(create_run(_cfg(), trained)) == "finished"
     fresh = tmp_path_factory.mktemp("fresh")
     create_run(_cfg(name="just-started"), fresh)  # the folder exists, no step has run yet
     return {"trained": trained, "fresh": fresh, "empty": tmp_path_factory.mktemp("empty")}

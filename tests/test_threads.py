@@ -5,6 +5,7 @@ import pytest
 
 from core.train import threads as T
 from core.train.threads import ThreadTuner, candidate_threads, make_thread_tuner
+from core.train import run_training
 
 
 class FakeCPU:
@@ -148,7 +149,7 @@ def test_training_with_auto_threads_logs_the_count(tiny_cfg, tmp_path, monkeypat
     try:
         tr = create_run(tiny_cfg.replace(threads=0), tmp_path)
         assert tr.thread_tuner is not None
-        assert tr.run() == "finished"
+        assert run_training(tr) == "finished"
         lines = [json.loads(x) for x in (tr.store.path / "metrics.jsonl").read_text().splitlines() if x.strip()]
         assert lines and all(r["perf/threads"] in (1, 2) for r in lines)
         st = json.loads((tr.store.path / "status.json").read_text())

@@ -14,6 +14,7 @@ from core.config import ConfigError, TrainConfig
 from core.runs import load_run, write_control
 from core.train import create_run, fork_run, load_checkpoint, resume_run
 from core.train.checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints, save_checkpoint
+from core.train import run_training
 
 
 def _weights(t):
@@ -22,7 +23,7 @@ def _weights(t):
 
 def test_run_writes_the_run_folder_contract(tiny_cfg, tmp_path):
     t = create_run(tiny_cfg, tmp_path)
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     info = load_run(t.store.path)
     assert info.state == "finished" and info.step == 6 and not info.problems
     assert info.config["resolution"] == 16 and info.meta["dataset"]["count"] > 0
@@ -40,12 +41,12 @@ def test_run_writes_the_run_folder_contract(tiny_cfg, tmp_path):
 def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path):
     cfg = tiny_cfg.replace(steps=8, checkpoint_every=4, diffaug="translation,cutout,color", instance_noise=0.1)
     straight = create_run(cfg, tmp_path / "a")
-    straight.run()
+    run_training(straight)
     part = create_run(cfg, tmp_path / "b")
-    assert part.run(should_stop=lambda: part.step_count >= 4) == "stopped"  # interrupted half-way
+    assert run_training(part, should_stop=lambda: part.step_count >= 4) == "stopped"  # interrupted half-way
     resumed = resume_run(part.store.path)
     assert resumed.step_count == 4
-    assert resumed.run() == "finished"
+    assert run_training(resumed) == "finished"
     wa, wb = _weights(straight), _weights(resumed)
     assert wa.keys() == wb.keys()
     for k in wa:
@@ -59,7 +60,7 @@ def test_resume_equals_uninterrupted_run(tiny_cfg, tmp_path):
 
 def test_resume_refuses_structural_change(tiny_cfg, tmp_path):
     t = create_run(tiny_cfg, tmp_path)
-    t.run()
+    run_training(t)
     with pytest.raises(ConfigError) as e:
         resume_run(t.store.path, steps=12, changes={"g_width": 16})
     assert e.value.field == "g_width"
@@ -75,12 +76,12 @@ def test_minutes_budget_is_a_total_across_resumes(tiny_cfg, tmp_path):
     (the budget counts every session, as steps do); a used-up budget must be raised to resume."""
     cfg = tiny_cfg.replace(steps=10**6, minutes=0.04, checkpoint_every=50, sample_every=10**5)
     t = create_run(cfg, tmp_path)
-    assert t.run(should_stop=lambda: t.step_count >= 5) == "stopped"  # interrupted early
+    assert run_training(t, should_stop=lambda: t.step_count >= 5) == "stopped"  # interrupted early
     first = load_checkpoint(latest_valid_checkpoint(t.store.checkpoints_dir)[0])["train_seconds"]
     assert 0 < first < 2.4
     resumed = resume_run(t.store.path)
     assert resumed.train_seconds == first  # continues the clock, not a fresh 2.4 s
-    assert resumed.run() == "finished"
+    assert run_training(resumed) == "finished"
     total = resumed.train_seconds
     assert 2.4 <= total < 2.4 + 1.0, total  # one budget in all, not 2.4 s more
     assert load_run(t.store.path).status["elapsed_s"] == pytest.approx(total)
@@ -88,14 +89,14 @@ def test_minutes_budget_is_a_total_across_resumes(tiny_cfg, tmp_path):
         resume_run(t.store.path)
     assert e.value.field == "minutes" and "already trained" in str(e.value)
     more = resume_run(t.store.path, minutes=0.06)
-    assert more.run() == "finished" and 3.6 <= more.train_seconds < 3.6 + 1.0
+    assert run_training(more) == "finished" and 3.6 <= more.train_seconds < 3.6 + 1.0
     forked = fork_run(t.store.path, {}, tmp_path)
     assert forked.train_seconds == 0.0  # a fork is a new run: its own budget
 
 
 def test_failed_checkpoint_write_keeps_previous(tiny_cfg, tmp_path, monkeypatch):
     t = create_run(tiny_cfg, tmp_path)
-    t.run()
+    run_training(t)
     good = list_checkpoints(t.store.checkpoints_dir)[-1][1]
     before = good.read_bytes()
     import core.fsutil as fsutil
@@ -113,7 +114,7 @@ def test_failed_checkpoint_write_keeps_previous(tiny_cfg, tmp_path, monkeypatch)
 
 def test_corrupt_newest_checkpoint_falls_back(tiny_cfg, tmp_path):
     t = create_run(tiny_cfg, tmp_path)
-    t.run()
+    run_training(t)
     newest = list_checkpoints(t.store.checkpoints_dir)[-1][1]
     newest.write_bytes(newest.read_bytes()[:1000])  # a torn copy
     with pytest.raises(CheckpointError):
@@ -134,7 +135,7 @@ def test_disk_full_during_training_fails_cleanly(tiny_cfg, tmp_path, monkeypatch
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(path, state)
     monkeypatch.setattr(loop, "save_checkpoint", save)
-    assert t.run() == "failed"
+    assert run_training(t) == "failed"
     info = load_run(t.store.path)
     assert "Disk full" in info.status["message"]
     assert load_checkpoint(t.store.checkpoints_dir / "step_0000003.pt")["step"] == 3
@@ -148,7 +149,7 @@ def test_nonfinite_loss_ends_as_diverged_without_bad_checkpoint(tiny_cfg, tmp_pa
         out = orig(real, fake, real_target)
         return out * float("nan") if t.step_count >= 3 else out
     monkeypatch.setattr(t.loss, "d_loss", poisoned)
-    assert t.run() == "diverged"
+    assert run_training(t) == "diverged"
     info = load_run(t.store.path)
     assert info.state == "diverged" and "Lower the learning rates" in info.status["message"]
     for _, p in list_checkpoints(t.store.checkpoints_dir):
@@ -165,7 +166,7 @@ def test_out_of_memory_names_batch_and_resolution(tiny_cfg, tmp_path, monkeypatc
     def oom(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
     monkeypatch.setattr(t, "step", oom)
-    assert t.run() == "failed"
+    assert run_training(t) == "failed"
     info = load_run(t.store.path)
     msg = info.status["message"]
     assert "batch_size=8" in msg and "resolution=16" in msg and "batch_size=4" in msg
@@ -176,7 +177,7 @@ def test_out_of_memory_names_batch_and_resolution(tiny_cfg, tmp_path, monkeypatc
 
 def test_control_file_pauses_checkpoints_and_stops(tiny_cfg, tmp_path):
     t = create_run(tiny_cfg.replace(steps=100000, checkpoint_every=100000, log_every=5), tmp_path)
-    th = threading.Thread(target=t.run, daemon=True)
+    th = threading.Thread(target=run_training, args=(t,), daemon=True)
     th.start()
     run = t.store.path
 
@@ -199,7 +200,7 @@ def test_control_file_pauses_checkpoints_and_stops(tiny_cfg, tmp_path):
 
 def test_fork_starts_new_folder_from_checkpoint(tiny_cfg, tmp_path):
     src = create_run(tiny_cfg, tmp_path)
-    src.run()
+    run_training(src)
     f = fork_run(src.store.path, {"lr_d": 1e-4, "steps": 9})
     assert f.store.path != src.store.path and f.step_count == 6 and f.cfg.lr_d == 1e-4
     torch.testing.assert_close(f.G.state_dict(), src.G.state_dict())
@@ -230,7 +231,7 @@ def test_every_arch_and_loss_trains(tiny_cfg, arch, loss):
 def test_conditional_training_and_grid_rows(tiny_cfg, tmp_path):
     t = create_run(tiny_cfg.replace(conditional=True, steps=2), tmp_path)
     assert t.num_classes >= 2 and t.fixed_y is not None
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
 
 
 def test_conditional_needs_classes(tiny_cfg, tmp_path, image_folder):

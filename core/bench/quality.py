@@ -15,12 +15,13 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
                 runs_dir: str = "runs/bench", out_dir: str = "docs/benchmarks", seed: int = 0,
                 doc: str = "docs/benchmarks.md", overrides: dict | None = None) -> dict:
     """Train ``preset`` for ``minutes`` of wall-clock on ``data``; write the final EMA grid and a report row."""
+    from ..train import run_training
     from ..train.setup import create_run
     cfg = TrainConfig(**{**PRESETS[preset], "data": data, "resolution": resolution, "minutes": minutes,
                          "steps": 10**7, "seed": seed, "name": f"bench-quality-{preset}", **(overrides or {})})
     t0, cpu0 = time.time(), time.process_time()
     trainer = create_run(cfg, runs_dir)
-    final = trainer.run()
+    final = run_training(trainer)
     wall = time.time() - t0
     cores_used = (time.process_time() - cpu0) / max(wall, 1e-9)  # < threads means the CPU was contended
     info = load_run(trainer.store.path)

@@ -302,6 +302,7 @@ def first_sample_time(folder: Path, runs_dir: str | Path, resolution: int = 32, 
                       timeout: float = 120.0) -> dict[str, Any]:
     """Wall time from "start" (create_run, as the studio's Start button, then run() in a thread)
     to the first sample grid on disk and to the first metrics row (step 1)."""
+    from ..train import run_training
     from ..train.setup import create_run
     cfg = ours_config(folder, resolution, 64, {**(overrides or {}), "name": "bench-speed-first-sample",
                                                 "sample_every": 10**6})
@@ -309,7 +310,7 @@ def first_sample_time(folder: Path, runs_dir: str | Path, resolution: int = 32, 
     t0 = time.perf_counter()
     trainer = create_run(cfg, runs_dir, shared_cpu=True)
     t_created = time.perf_counter() - t0
-    th = threading.Thread(target=trainer.run, kwargs={"should_stop": stop.is_set}, daemon=True)
+    th = threading.Thread(target=run_training, args=(trainer,), kwargs={"should_stop": stop.is_set}, daemon=True)
     th.start()
     first_png = first_row = None
     samples, metrics = trainer.store.samples_dir, trainer.store.path / "metrics.jsonl"

@@ -183,34 +183,3 @@ def clear(cache_dir: str | os.PathLike) -> tuple[list[CacheEntry], int]:
         except OSError:
             failed += 1
     return removed, failed
-
-
-def cmd_cache(args) -> int:
-    """List the cache (oldest use first); --clear empties it; --max-gb trims it to a size now."""
-    from ..estimate import human_bytes as _human
-    from .cache import default_cache_dir
-    d = default_cache_dir()
-    if args.clear:
-        gone, failed = clear(d)
-        print(f"Removed {len(gone)} entries ({_human(sum(e.bytes for e in gone))}) from {d}"
-              + (f"; {failed} could not be removed" if failed else ""))
-        return 0
-    if args.max_gb is not None:
-        gone = evict(d, int(args.max_gb * 2**30), min_age_s=0)
-        print(f"Removed {len(gone)} least recently used entries ({_human(sum(e.bytes for e in gone))})")
-    entries = cache_entries(d)
-    limit = max_cache_bytes()
-    print(f"{d}: {len(entries)} entries, {_human(sum(e.bytes for e in entries))} "
-          f"(limit {_human(limit) if limit else 'none'}; set {MAX_GB_ENV} to change it)")
-    for e in entries:
-        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        print(f"  {used}  {_human(e.bytes):>9}  {e.kind:7}  {e.key[:12]}  {e.source}"
-              + (f"  ({e.detail})" if e.detail else ""))
-    return 0
-
-
-def add_cache_parser(sub) -> None:
-    c = sub.add_parser("cache", help="show the decoded-dataset cache; --clear empties it, --max-gb trims it")
-    c.add_argument("--clear", action="store_true", help="remove every entry (datasets are decoded again when next used)")
-    c.add_argument("--max-gb", dest="max_gb", type=float, help="remove least recently used entries down to this size")
-    c.set_defaults(func=cmd_cache)

@@ -6,7 +6,7 @@ Pure detectors (unit-tested on synthetic histories):
 - over sample measures: ``mode_collapse`` (``diversity_stats``), ``overfitting``
   (``d_gap_stats`` + ``memorisation_stats``).
 Each returns a ``Finding`` or None. ``DiagnosticsMonitor`` runs them during training (see
-docs/diagnostics.md); ``training_hooks`` is what ``core.train.hooks`` calls.
+docs/diagnostics.md); ``core.train.session`` attaches it to every run that writes a run folder.
 """
 from __future__ import annotations
 
@@ -29,12 +29,7 @@ def run_history_detectors(rows: list[dict], cfg) -> list[Finding]:
     return [f for f in out if f is not None]
 
 
-def training_hooks(trainer) -> list:
-    """The hooks core.train.hooks attaches to every run that writes a run folder."""
-    return [DiagnosticsMonitor(trainer)]
-
-
-__all__ = ["Finding", "LossView", "SEVERITIES", "DiagnosticsMonitor", "training_hooks", "run_history_detectors",
+__all__ = ["Finding", "LossView", "SEVERITIES", "DiagnosticsMonitor", "run_history_detectors",
            "d_dominance", "g_dominance", "vanishing_gradients", "exploding_gradients", "no_progress",
            "detect_divergence", "mode_collapse", "overfitting", "diversity_stats", "memorisation_stats",
            "d_gap_stats", "novelty_reference", "pairwise_stats", "gradient_reference", "default_sample_interval",

@@ -6,7 +6,6 @@ import math
 import sys
 from pathlib import Path
 
-from ..cli import EXTRA_COMMANDS
 from .evaluate import EVALUATIONS, LABELS, LOWER_IS_BETTER, METRICS, evaluate, parse_metrics, record
 
 
@@ -83,4 +82,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if result["results"] else 1
 
 
-EXTRA_COMMANDS["evaluate"] = ("score a run's generator: SWD, FID, KID, IS, precision/recall", add_args, cmd_evaluate)
+def add_parser(sub) -> None:
+    e = sub.add_parser("evaluate", help="score a run's generator: SWD, FID, KID, IS, precision/recall")
+    add_args(e)
+    e.set_defaults(func=cmd_evaluate)

@@ -62,7 +62,7 @@ def parse_metrics(spec: str | Sequence[str]) -> list[str]:
 
 
 def _resolve_generator(obj: Any, checkpoint: str | os.PathLike | None) -> _Source:
-    from ..generate import LoadedGenerator, load_generator
+    from ..generator import LoadedGenerator, load_generator
     if isinstance(obj, (str, os.PathLike)):
         obj = load_generator(checkpoint or obj)
     if isinstance(obj, LoadedGenerator):

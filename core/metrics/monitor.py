@@ -14,16 +14,13 @@ from .features import FeatureNetUnavailable, extract, get_feature_net
 if TYPE_CHECKING:
     from ..train.trainer import Trainer
 
-# Defaults used while TrainConfig has no such fields (read with getattr so both work).
-DEFAULT_EVAL_EVERY = 1000   # steps; 0 = off
-DEFAULT_EVAL_SAMPLES = 512  # generated images per evaluation (vs as many cached real ones)
-DEFAULT_METRIC = "swd"      # the primary metric; fid/kid need the Inception weights
 MONITOR_METRICS = ("swd", "fid", "kid")
 BEST_NAME = "best.pt"
 
 
-def training_hooks(trainer: "Trainer") -> list:
-    every = int(getattr(trainer.cfg, "eval_every", DEFAULT_EVAL_EVERY) or 0)
+def quality_hooks(trainer: "Trainer") -> list:
+    """The periodic quality monitor for this trainer's run (none when eval_every is 0 or there is no run folder)."""
+    every = trainer.cfg.eval_every
     if every <= 0 or trainer.store is None:
         return []
     return [QualityMonitor(trainer, every)]
@@ -37,8 +34,8 @@ class QualityMonitor:
     def __init__(self, trainer: "Trainer", every: int):
         cfg = trainer.cfg
         self.every = every
-        self.n = max(16, int(getattr(cfg, "eval_samples", DEFAULT_EVAL_SAMPLES)))
-        self.metric = str(getattr(cfg, "eval_metric", DEFAULT_METRIC) or DEFAULT_METRIC).lower()
+        self.n = max(16, cfg.eval_samples)
+        self.metric = cfg.eval_metric.lower()
         self.seed = cfg.seed
         self.disabled = False
         self.pending: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -15,6 +16,7 @@ from ..fsutil import atomic_write_bytes
 from ..imaging import grid_png
 from ..runs import read_control
 from .checkpoint import BEST_NAME, checkpoint_name, rotate_checkpoints, save_checkpoint
+from .ranks import any_across_ranks, mean_across_ranks
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -29,13 +31,22 @@ class Diverged(RuntimeError):
     """Training produced non-finite losses or weights."""
 
 
-class LoopContext:
-    """Mutable bookkeeping of one ``run`` call (kept off the Trainer so the Trainer stays pure)."""
+# A log hook: ``hook(trainer, row) -> list[event dict] | None``, called at every log step before
+# the metrics row is written, so it may add keys to ``row`` (e.g. ``metric/swd``); each returned
+# event (``{"type": "finding", ...}``) is appended to events.jsonl and passed to ``on_event``.
+# The caller builds them (core.train.session.standard_hooks): the loop knows none by name.
+Hook = Callable[["Trainer", dict], "list[dict[str, Any]] | None"]
 
-    def __init__(self, t: "Trainer", should_stop, on_event):
+
+class LoopContext:
+    """Mutable bookkeeping of one ``run_loop`` call (kept off the Trainer so the Trainer stays pure)."""
+
+    def __init__(self, t: "Trainer", hooks: Sequence[Hook], should_stop, on_event, on_status):
         self.t = t
         self.should_stop = should_stop or (lambda: False)
         self.on_event = on_event or (lambda ev: None)
+        self.on_status = on_status or (lambda st: None)
+        self.last_fields: dict[str, Any] = {}
         self.start_wall = time.time()
         self.start_step = t.step_count
         # Wall time spent training (pauses excluded) in every session so far: the minutes budget and ETA.
@@ -55,7 +66,7 @@ class LoopContext:
         self.last_sample_step = self.last_ckpt_step = -1
         self.stop_requested = False
         self.budget_used = False
-        self.hooks = t.log_hooks
+        self.hooks = list(hooks)
         self.last_status = time.monotonic()
 
     # ---------------------------------------------------------------- events
@@ -66,9 +77,14 @@ class LoopContext:
         self.on_event(ev)
 
     def status(self, **fields: Any) -> None:
+        """Write status.json (rank 0) and tell ``on_status`` (a progress bar) what it now says."""
+        self.last_fields.update(fields)
         if self.t.store is not None:
             self.t.store.write_status(**fields)
             self.last_status = time.monotonic()
+            self.on_status(self.t.store.status)
+        else:
+            self.on_status(dict(self.last_fields))
 
     def heartbeat(self) -> None:
         """Refresh status.json's timestamp when nothing else has for HEARTBEAT_S (a long pause, slow steps)."""
@@ -119,7 +135,7 @@ class LoopContext:
         else:
             flags = [self.stop_requested, False, False, False]
         if t.world_size > 1:
-            flags = _any_across_ranks(flags, t.device)
+            flags = any_across_ranks(flags, t.device)
         user_stop, budget, pause, ckpt = flags
         self.stop_requested = user_stop
         self.budget_used = budget and not user_stop
@@ -169,7 +185,7 @@ class LoopContext:
         want = bool(t.best_requested)
         t.best_requested = False
         if t.world_size > 1:
-            (want,) = _any_across_ranks([want], t.device)
+            (want,) = any_across_ranks([want], t.device)
         if not want:
             return []
         state = t.state_dict()
@@ -192,7 +208,7 @@ class LoopContext:
         dt = max(now - self.window_t0, 1e-9)
         row: dict[str, Any] = {"step": t.step_count, "time": time.time()}
         if t.world_size > 1:
-            self.window = _mean_across_ranks(self.window, t.device)
+            self.window = mean_across_ranks(self.window, t.device)
         for k, v in self.window.items():
             row[k] = float(v) / max(self.window_n, 1) if not k.startswith("grad/") else float(v)
         nonfinite = [k for k in ("loss/d", "loss/g") if k in row and not math.isfinite(row[k])]
@@ -240,14 +256,19 @@ class LoopContext:
         return eta
 
 
-def run_loop(t: "Trainer", should_stop=None, on_event=None) -> str:
+def run_loop(t: "Trainer", hooks: Sequence[Hook] = (), should_stop: Callable[[], bool] | None = None,
+             on_event: Callable[[dict], None] | None = None,
+             on_status: Callable[[dict], None] | None = None) -> str:
     """Train until steps/minutes are used up or a stop is asked for; return the final state.
 
-    Failures never propagate: they end the run as ``failed`` or ``diverged`` with a readable
-    message in events.jsonl, and the last good checkpoint stays on disk.
+    ``hooks`` run at every log step (rank 0 builds them; other ranks pass none); ``should_stop``
+    is polled between steps; ``on_event`` receives every event written to events.jsonl and
+    ``on_status`` the status after each update. Failures never propagate: they end the run as
+    ``failed`` or ``diverged`` with a readable message in events.jsonl, and the last good
+    checkpoint stays on disk.
     """
     t.apply_threads()  # this may be a new thread: thread settings are per thread
-    ctx = LoopContext(t, should_stop, on_event)
+    ctx = LoopContext(t, hooks, should_stop, on_event, on_status)
     cfg = t.cfg
     ctx.status(state="running", step=t.step_count, total_steps=cfg.steps, device=str(t.device),
                precision=t.precision.label, threads=t.threads, message="")
@@ -400,28 +421,6 @@ def _roll_back(t: "Trainer", ctx: LoopContext, err: Diverged) -> bool:
         f"continued with both learning rates divided by 4 ({lrs}). This happens once per run."))
     ctx.status(state="running", step=t.step_count, message=f"Rolled back to step {t.step_count} after a divergence")
     return True
-
-
-def _any_across_ranks(flags: list[bool], device: torch.device) -> list[bool]:
-    """Each flag OR-ed over every rank (one all-reduce); a collective: every rank must call it."""
-    import torch.distributed as dist
-    buf = torch.tensor([float(f) for f in flags])
-    if device.type == "cuda":
-        buf = buf.to(device)
-    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in buf.tolist()]
-
-
-def _mean_across_ranks(window: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """Average the logged window over ranks (same keys in the same order on every rank)."""
-    import torch.distributed as dist
-    keys = sorted(window)
-    if not keys:
-        return window
-    buf = torch.stack([window[k].detach().float().reshape(()).to(device) for k in keys])
-    dist.all_reduce(buf)
-    buf /= dist.get_world_size()
-    return dict(zip(keys, buf.unbind()))
 
 
 def _peak_memory_gb(device: torch.device) -> float:

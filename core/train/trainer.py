@@ -29,8 +29,8 @@ class Trainer:
     """One GAN training session over an in-memory dataset, optionally writing a run folder.
 
     ``step()`` does n_critic discriminator updates and one generator update and returns 0-d
-    tensors (no host sync); ``run()`` (in loop.py) drives it with logging, samples, checkpoints
-    and cooperative stop/pause.
+    tensors (no host sync); ``loop.run_loop`` (usually through ``session.run_training``) drives
+    it with logging, samples, checkpoints and cooperative stop/pause.
     """
 
     def __init__(self, cfg: TrainConfig, dataset: ImageDataset, store: RunStore | None = None,
@@ -106,7 +106,7 @@ class Trainer:
             torch.manual_seed(cfg.seed + 1_000_003 * rank)
         self.step_count = 0
         self.images_seen = 0
-        self.last_message = ""  # how the last run() ended, in words
+        self.last_message = ""  # how the last run_loop() ended, in words
         self.resumed_from = None  # the checkpoint path this trainer continued from, if any
         self.extra_state: dict[str, Any] = {}  # hooks' resumable state (e.g. best metric so far)
         self.finishing = False  # True during a run's last log step: hooks may do end-of-run work
@@ -115,8 +115,6 @@ class Trainer:
         # folder: the minutes budget is a total, like steps, so a resumed run ends where an
         # uninterrupted one would.
         self.train_seconds = 0.0
-        from .hooks import default_hooks
-        self.log_hooks = default_hooks(self) if store is not None else []
 
     # ------------------------------------------------------------------ threads
     @property
@@ -383,12 +381,6 @@ class Trainer:
         """True when every weight of G and D is finite: one host sync in all, not one per parameter."""
         flags = [torch.isfinite(p).all() for m in (self.G, self.D) for p in m.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
-
-    def run(self, should_stop: Callable[[], bool] | None = None,
-            on_event: Callable[[dict], None] | None = None) -> str:
-        """Train to the configured steps/minutes; returns the final state. See loop.py."""
-        from .loop import run_loop
-        return run_loop(self, should_stop, on_event)
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:

@@ -7,12 +7,11 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import pandas as pd
+import streamlit as st
 
-from studio import state  # noqa: E402
+from studio import state
 
 K_SOURCE = "data_source"        # widget: "Image folder" | "Built-in dataset"
 K_FOLDER = "data_folder"        # widget: text input

@@ -8,14 +8,13 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from core.export import EXTENSIONS, FORMAT_HELP, FORMATS, export_generator, onnx_status  # noqa: E402
-from core.runs import RunInfo  # noqa: E402
-from studio import state  # noqa: E402
-from studio.pickers import run_and_checkpoint  # noqa: E402
+from core.export import EXTENSIONS, FORMAT_HELP, FORMATS, export_generator, onnx_status
+from core.runs import RunInfo
+from studio import state
+from studio.pickers import run_and_checkpoint
 
 K = "exp_"
 K_FMT, K_LAST = K + "format", K + "last"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)

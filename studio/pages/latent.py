@@ -6,16 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
+import streamlit as st
+import torch
 
-from core import latent as L  # noqa: E402
-from core.generate import LoadedGenerator, load_generator  # noqa: E402
-from core.runs import RunInfo  # noqa: E402
-from studio import state  # noqa: E402
-from studio.pickers import run_and_checkpoint  # noqa: E402
+from core import latent as L
+from core.generator import LoadedGenerator, load_generator
+from core.runs import RunInfo
+from studio import state
+from studio.pickers import run_and_checkpoint
 
 K = "lat_"
 K_FIRST, K_COUNT = K + "first_seed", K + "count"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
@@ -308,7 +307,7 @@ def nearest(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
         labels = None
     sample_label = None
     if labels is not None:
-        from core.generate import class_labels
+        from core.generator import class_labels
         sample_label = int(class_labels(g, [seed], class_id)[0])
     if space == "d-features":
         if L.d_needs_labels(g.D) and labels is None:

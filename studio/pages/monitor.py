@@ -5,15 +5,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import pandas as pd
+import streamlit as st
 
-from core.estimate import human_duration  # noqa: E402
-from core.history import checkpoint_problems, metrics_problems  # noqa: E402
-from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control  # noqa: E402
-from studio import actions, charts, state  # noqa: E402
+from core.estimate import human_duration
+from core.history import checkpoint_problems, metrics_problems
+from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control
+from studio import actions, charts, state
 
 K_SELECT = "monitor_run"
 K_LIVE = "monitor_live"

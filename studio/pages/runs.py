@@ -4,14 +4,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
+import pandas as pd
+import streamlit as st
 
-from core.history import checkpoint_problems, metrics_problems  # noqa: E402
-from core.runs import ACTIVE_STATES, RunInfo, list_runs  # noqa: E402
-from studio import actions, charts, state  # noqa: E402
+from core.history import checkpoint_problems, metrics_problems
+from core.runs import ACTIVE_STATES, RunInfo, list_runs
+from studio import actions, charts, state
 
 PAGE_SIZE = 25
 LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import driver  # noqa: E402
+import driver
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not driver.have_browser(), reason="needs playwright and /usr/bin/chromium")]

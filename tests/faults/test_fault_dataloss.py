@@ -18,6 +18,7 @@ from faultkit import ROOT, env_for_child, rgb_png, tiny
 from core.fsutil import read_jsonl
 from core.runs import RunError, load_run
 from core.train.checkpoint import list_checkpoints, load_checkpoint
+from core.train import run_training
 
 
 # ------------------------------------------------------------------ the cache owns only its entries
@@ -118,7 +119,7 @@ def _trained_with_best(tmp_path: Path) -> tuple[Path, int, list[dict]]:
     from core.train import create_run
     t = create_run(tiny(steps=8, log_every=1, sample_every=4, checkpoint_every=4, eval_every=3,
                         eval_samples=16), tmp_path / "runs")
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     run = t.store.path
     best = run / "checkpoints" / "best.pt"
     assert best.is_file()
@@ -136,7 +137,7 @@ def test_resume_with_only_best_pt_continues_from_it(tmp_path):
     assert kept == [r for r in rows if r["step"] <= best_step] and kept
     last = [e for e in load_run(run).events() if e["type"] == "state"][-1]
     assert "best.pt" in last["message"] and str(best_step) in last["message"]
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl")[0]]
     assert steps == sorted(set(steps)) and steps[0] == rows[0]["step"] and steps[-1] == 12
 
@@ -171,7 +172,7 @@ def test_two_resumes_at_once_the_second_is_refused(tmp_path, monkeypatch):
     import core.train.setup as setup
     from core.train import create_run, resume_run
     t = create_run(tiny(steps=3), tmp_path / "runs")
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     run = t.store.path
     loading, go_on = threading.Event(), threading.Event()
     real_load = setup._load_data
@@ -198,7 +199,7 @@ def test_two_resumes_at_once_the_second_is_refused(tmp_path, monkeypatch):
     finally:
         go_on.set()
         th.join(120)
-    assert len(first) == 1 and first[0].run() == "finished"
+    assert len(first) == 1 and run_training(first[0]) == "finished"
     assert load_run(run).step == 6
     again = resume_run(run, steps=9)  # the first one ended: the run is free again
-    assert again.run() == "finished" and load_run(run).step == 9
+    assert run_training(again) == "finished" and load_run(run).step == 9

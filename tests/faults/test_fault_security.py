@@ -21,6 +21,7 @@ import torch
 from faultkit import ROOT, cli, env_for_child, tiny, wait_for
 
 from core.runs import RunError, RunStore, delete_run, resolve_inside, sanitize_name
+from core.train import run_training
 
 
 # ------------------------------------------------------------------ the server
@@ -115,7 +116,6 @@ def test_repo_streamlit_config_keeps_protections():
 
 
 def test_binding_elsewhere_needs_a_flag_and_warns(capsys):
-    sys.path.insert(0, str(ROOT))
     import run_studio
     src = (ROOT / "run_studio.py").read_text()
     assert 'default="127.0.0.1"' in src
@@ -159,8 +159,7 @@ def test_dns_rebinding_and_foreign_origins_cannot_open_the_websocket(tmp_path):
     evil.example:PORT (same-origin to the browser): the studio must refuse that upgrade, while the
     names the studio is opened by (localhost, 127.0.0.1) still connect."""
     pytest.importorskip("streamlit")
-    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-    import driver
+    from e2e import driver
     port = driver.free_port()
     with driver.studio_server(tmp_path / "runs", port=port, log=tmp_path / "studio.log"):
         for host in ("localhost", "127.0.0.1"):
@@ -204,12 +203,12 @@ def test_planted_pickle_really_is_dangerous(tmp_path):
 def trained_run(tmp_path):
     from core.train import create_run
     t = create_run(tiny(steps=3, checkpoint_every=3), tmp_path / "runs")
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     return t.store.path
 
 
 def test_load_checkpoint_and_load_generator_refuse_a_planted_pickle(tmp_path, trained_run):
-    from core.generate import load_generator
+    from core.generator import load_generator
     from core.train.checkpoint import CheckpointError, latest_valid_checkpoint, load_checkpoint
     marker = tmp_path / "pwned"
     evil = _plant(trained_run / "checkpoints" / "step_0000009.pt", marker)  # newest: resume would pick it first
@@ -233,7 +232,7 @@ def test_load_checkpoint_and_load_generator_refuse_a_planted_pickle(tmp_path, tr
 
 
 def test_bundles_refuse_pickles(tmp_path):
-    from core.generate import load_generator
+    from core.generator import load_generator
     from core.train.checkpoint import CheckpointError
     marker = tmp_path / "pwned"
     fake = _plant(tmp_path / "model.safetensors", marker)  # a pickle wearing a .safetensors name

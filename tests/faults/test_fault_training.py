@@ -21,6 +21,7 @@ from faultkit import ROOT, TINY_CLI, cli, env_for_child, kill9, rgb_png, tiny, w
 
 from core.fsutil import read_jsonl
 from core.runs import load_run
+from core.train import run_training
 from core.train.checkpoint import latest_valid_checkpoint, list_checkpoints, load_checkpoint
 
 
@@ -83,6 +84,7 @@ import os, sys, time
 import core.fsutil as fsutil
 from core.config import TrainConfig
 from core.train import create_run
+from core.train import run_training
 
 runs, marker = sys.argv[1], sys.argv[2]
 real_fdopen = os.fdopen
@@ -107,7 +109,7 @@ cfg = TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim
                   log_every=1, sample_every=1000, checkpoint_every=2, device="cpu", threads=1)
 t = create_run(cfg, runs)
 print(t.store.path, flush=True)
-t.run()
+run_training(t)
 """
 
 
@@ -132,7 +134,7 @@ def test_sigkill_mid_checkpoint_write_keeps_previous(tmp_path):
     t = resume_run(run, steps=6)
     assert t.step_count == 2
     assert not list((run / "checkpoints").glob(".*.tmp"))  # resume clears the dead writer's temp file
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     assert [s for s, _ in list_checkpoints(run / "checkpoints")][-1] == 6
     steps = metric_steps(run)
     assert steps == sorted(set(steps)) and steps[-1] == 6
@@ -183,7 +185,7 @@ def test_nonfinite_weights_at_a_sample_step_end_as_diverged(tmp_path, monkeypatc
         return out
     monkeypatch.setattr(t, "step", step)
     t0 = time.monotonic()
-    assert t.run() == "diverged"
+    assert run_training(t) == "diverged"
     assert time.monotonic() - t0 < 60 and t.step_count == 6
     info = load_run(t.store.path)
     assert info.state == "diverged" and "last good checkpoint is kept" in info.status["message"]
@@ -212,7 +214,7 @@ def test_on_diverge_rollback_reloads_the_last_good_checkpoint_once_with_lower_lr
     cfg = tiny(steps=15, log_every=1, sample_every=3, checkpoint_every=3, on_diverge="rollback")
     t = create_run(cfg, tmp_path)
     _poison_at(t, monkeypatch, {7})
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     run = t.store.path
     events = [e for e in read_jsonl(run / "events.jsonl")[0] if e["type"] == "rollback"]
     assert len(events) == 1 and events[0]["diverged_at"] == 8 and events[0]["step"] == 6 and events[0]["checkpoint"].endswith(".pt")
@@ -233,7 +235,7 @@ def test_on_diverge_rollback_happens_only_once(tmp_path, monkeypatch):
                    tmp_path)
     _poison_at(t, monkeypatch, {7, 11})
     t0 = time.monotonic()
-    assert t.run() == "diverged"
+    assert run_training(t) == "diverged"
     assert time.monotonic() - t0 < 60
     kinds = [e["type"] for e in read_jsonl(t.store.path / "events.jsonl")[0]]
     assert kinds.count("rollback") == 1 and "diverged" in kinds
@@ -245,7 +247,7 @@ def test_on_diverge_rollback_without_a_checkpoint_stops(tmp_path, monkeypatch):
     t = create_run(tiny(steps=10**6, log_every=1, sample_every=50, checkpoint_every=50, on_diverge="rollback"),
                    tmp_path)
     _poison_at(t, monkeypatch, {2})
-    assert t.run() == "diverged"
+    assert run_training(t) == "diverged"
     assert not [e for e in read_jsonl(t.store.path / "events.jsonl")[0] if e["type"] == "rollback"]
 
 
@@ -286,7 +288,7 @@ def test_enospc_while_writing_a_sample(tmp_path, monkeypatch):
         return real(path, data, fsync=fsync)
     monkeypatch.setattr(loop, "atomic_write_bytes", write)
     t = create_run(tiny(steps=1000, sample_every=3, checkpoint_every=3), tmp_path)
-    assert t.run() == "failed"
+    assert run_training(t) == "failed"
     info = load_run(t.store.path)
     assert info.state == "failed" and info.status["message"].startswith("Disk full"), info.status
     assert "previous checkpoint is intact" in info.status["message"]
@@ -330,7 +332,7 @@ def test_real_disk_full_mid_run(tmp_path, small_tmpfs):
                     pass
         return out
     t.step = step
-    assert t.run() == "failed"  # returned: no exception escaped the loop
+    assert run_training(t) == "failed"  # returned: no exception escaped the loop
     assert "Disk full" in t.last_message, t.last_message
     assert load_checkpoint(t.store.checkpoints_dir / "step_0000003.pt")["step"] == 3
     filler.unlink()  # the user frees space
@@ -342,7 +344,7 @@ def test_real_disk_full_mid_run(tmp_path, small_tmpfs):
     st["pid"] = 2**22 + 1  # pretend the writer is gone (as after a CLI exit or a server restart)
     (run / "status.json").write_text(json.dumps(st))
     t2 = resume_run(run, steps=8)
-    assert t2.step_count == 3 and t2.run() == "finished"
+    assert t2.step_count == 3 and run_training(t2) == "finished"
     assert metric_steps(run) == sorted(set(metric_steps(run)))
 
 
@@ -365,17 +367,17 @@ def test_resume_after_the_data_folder_vanished(tmp_path):
     from core.train import create_run, resume_run
     data = image_folder(tmp_path / "data")
     t = create_run(tiny(data=str(data), steps=3), tmp_path / "runs")
-    assert t.run() == "finished"
+    assert run_training(t) == "finished"
     run = t.store.path
     # the folder changed (one more image): resume continues and says so in events.jsonl
     rgb_png(data / "extra.png", seed=99, size=(20, 20))
     t2 = resume_run(run, steps=6)
-    assert t2.run() == "finished"
+    assert run_training(t2) == "finished"
     assert any(e["type"] == "warning" and "changed" in e["message"] for e in load_run(run).events())
     # the folder is gone but its decoded cache is not: resume continues on the cache and says so
     shutil.rmtree(data)
     t3 = resume_run(run, steps=8)
-    assert t3.run() == "finished" and load_run(run).step == 8
+    assert run_training(t3) == "finished" and load_run(run).step == 8
     assert any(e["type"] == "warning" and "decoded cache" in e["message"] for e in load_run(run).events())
     # folder and cache both gone: a clear error that names the folder, and the run folder is left as it was
     shutil.rmtree(os.environ["GAN_STUDIO_CACHE"])
@@ -493,7 +495,7 @@ def test_disk_full_on_the_metrics_log_never_raises(tmp_path):
             t.store._metrics._f = open("/dev/full", "a", encoding="utf-8")
         return out
     t.step = step
-    assert t.run() == "failed"
+    assert run_training(t) == "failed"
     assert t.last_message.startswith("Disk full"), t.last_message
     assert load_run(t.store.path).state == "failed"
     assert load_checkpoint(t.store.checkpoints_dir / "step_0000003.pt")["step"] == 3

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.history import (  # noqa: E402
+from core.history import (
     EventLog, HistoryCache, MetricsHistory, checkpoint_problems, downsample, metrics_problems, smooth,
 )
 

@@ -1,21 +1,9 @@
-"""Export a trained generator: a safetensors bundle (our format), TorchScript or ONNX, each with a model card.
-
-Bundle format ("gan-studio-generator", version 1) — never pickled modules:
-    NAME.safetensors   the generator's weights (EMA when trained with it); the safetensors header
-                       metadata holds {"format", "version", "bundle": <the JSON below>}
-    NAME.json          the same JSON, human readable: config, channels, classes, step, dataset info
-    NAME.safetensors.md  the model card (every export gets FILE.md beside it)
-``load_bundle`` rebuilds the generator from the JSON config through the model registry and loads
-the tensors with safetensors: nothing from the file is ever executed.
-
-CLI: ``python -m core export RUN_DIR --format safetensors|torchscript|onnx [--out FILE] [--checkpoint ...]``.
-"""
+"""Write a trained generator as a safetensors bundle, a TorchScript program or an ONNX graph, each
+with a model card beside it, and check ONNX/TorchScript against PyTorch (see docs/export.md)."""
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +11,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# The bundle format and the model card live in their own modules; re-exported here so `core.export`
-# stays the one import path for everything export-related.
-from .export_bundle import (  # noqa: F401 - re-exported
-    BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, bundle_meta, find_bundle_in, is_bundle, load_bundle, read_bundle_meta,
-)
-from .export_card import evaluation_metrics, model_card, training_metrics  # noqa: F401 - re-exported
-from .fsutil import atomic_write_bytes
-from .generate import LoadedGenerator, load_generator
-from .train.checkpoint import CheckpointError
+from ..fsutil import atomic_write_bytes
+from ..generator import LoadedGenerator, load_generator
+from ..generator.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, bundle_meta
+from ..train.checkpoint import CheckpointError
+from .card import model_card
 
 FORMATS = ("safetensors", "torchscript", "onnx")
 EXTENSIONS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
@@ -285,36 +269,3 @@ def export_generator(source: str | Path | LoadedGenerator, fmt: str = "safetenso
     _write(card_path, card.encode("utf-8"))
     files.append(card_path)
     return ExportResult(fmt, path, files, card_path, card, g.step, parity, notes)
-
-
-# ------------------------------------------------------------------ CLI
-def _add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", help="run folder, checkpoint file, or an exported .safetensors bundle")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="safetensors",
-                   help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
-    p.add_argument("--out", help="output file (default RUN_DIR/exports/<run>-step<N>.<ext>); a folder works too")
-    p.add_argument("--checkpoint", default="latest", help="latest (default), best, a step number, or a checkpoint path")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-    try:
-        res = export_generator(args.run_dir, args.fmt, args.out, args.checkpoint)
-    except (ExportError, CheckpointError, ConfigError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for n in res.notes:
-        print(f"note: {n}", file=sys.stderr)
-    extra = f"; max difference from PyTorch {res.parity:.2e}" if res.parity is not None else ""
-    print(f"Exported step {res.step} as {res.fmt}{extra}: " + ", ".join(p.name for p in res.files), file=sys.stderr)
-    print(res.path)
-    return 0
-
-
-def _register() -> None:
-    from .cli import EXTRA_COMMANDS
-    EXTRA_COMMANDS["export"] = ("export a trained generator (safetensors bundle, TorchScript or ONNX) with a model card",
-                                _add_args, cmd_export)
-
-
-_register()

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .fsutil import read_jsonl
-from .generate import LoadedGenerator
+from ..fsutil import read_jsonl
+from ..generator import LoadedGenerator
 
 
 # ------------------------------------------------------------------ model card
@@ -51,7 +51,7 @@ def _fmt(v: Any) -> str:
 
 def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | None = None) -> str:
     """Markdown: what the model is, what it was trained on, how well, and how to load this export."""
-    from .models import count_parameters
+    from ..models import count_parameters
     cfg = g.cfg
     ds = g.dataset
     name = g.run_dir.name if g.run_dir else g.source.stem
@@ -104,7 +104,7 @@ def _how_to(fmt: str, fname: str, g: LoadedGenerator) -> str:
     y_line = f"y = torch.randint(0, {g.num_classes}, (8,))\n" if g.num_classes else ""
     if fmt == "safetensors":
         return ("With GAN Studio (rebuilds the network from the JSON config; nothing in the file is executed):\n\n"
-                "```python\nfrom core.export import load_bundle\nfrom core.generate import generate_seeds\n"
+                "```python\nfrom core.generator import generate_seeds, load_bundle\n"
                 f"g = load_bundle(\"{fname}\")\nimages = generate_seeds(g, seeds=range(8), truncation=0.7)"
                 f"{', class_id=0' if g.num_classes else ''}  # (8, C, H, W) in [-1, 1]\n```\n\n"
                 f"or from a shell: `python -m core generate {fname} -n 16 --seed 0 --out samples/`.\n\n"

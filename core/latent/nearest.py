@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .generate import LoadedGenerator
+from ..generator import LoadedGenerator
 
 
 # ------------------------------------------------------------------ nearest training images
@@ -94,7 +94,7 @@ def nearest_images(sample: torch.Tensor, train_images: torch.Tensor, k: int = 8,
     chosen = idx[order]
     imgs = train_images[chosen]
     if imgs.dtype != torch.uint8:
-        from .imaging import to_uint8
+        from ..imaging import to_uint8
         imgs = to_uint8(imgs)
     return Neighbours([int(i) for i in chosen], [float(x) for x in d], imgs.clone(), space, int(len(idx)), total)
 
@@ -102,6 +102,6 @@ def nearest_images(sample: torch.Tensor, train_images: torch.Tensor, k: int = 8,
 def load_training_images(g: LoadedGenerator):
     """The run's training set (core.data.ImageDataset) at the generator's resolution and channels.
     Raises DataError (naming the folder) when the data is gone."""
-    from .data import load_dataset
+    from ..data import load_dataset
     src = g.dataset.get("source") or g.cfg.data
     return load_dataset(str(src), g.resolution, channels=g.channels)

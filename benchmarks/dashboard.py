@@ -1,6 +1,6 @@
 """Does watching slow training down? Throughput of ONE run with the Monitor page open vs no browser.
 
-    python tests/e2e/bench_dashboard.py [--phase 60] [--device auto] [--out docs/benchmarks.md]
+    python -m benchmarks.dashboard [--phase 60] [--device auto] [--out docs/benchmarks.md]
 
 Starts the studio (run_studio.py) with a temporary runs folder, starts a run from the Train page in
 headless Chromium, then alternates phases of equal length: Monitor open (live refresh every 2 s) /
@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import driver  # noqa: E402
+from tests.e2e import driver
 
 
 def throughput(metrics: Path, t0: float, t1: float, batch: int) -> float | None:

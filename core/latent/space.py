@@ -1,9 +1,5 @@
-"""Latent-space tools: seeds -> z, lerp/slerp paths, truncation, per-dimension and PCA edits,
-random-walk/loop animations, GIFs, nearest training images, and a small LRU cache of samples.
-
-Everything works on a ``LoadedGenerator`` (core.generate) and on plain tensors; nothing here
-imports Streamlit. Images are float tensors in [-1, 1], shape (B, C, H, W), on the CPU.
-"""
+"""Latent-space tools: seeds -> z, lerp/slerp paths and loops, random walks, per-dimension and PCA
+edits, and a small LRU cache of rendered samples."""
 from __future__ import annotations
 
 import math
@@ -15,13 +11,10 @@ from typing import Hashable, Sequence
 import torch
 from torch import nn
 
-from .generate import LoadedGenerator, class_labels, generate, latents
+from ..generator import LoadedGenerator, class_labels, generate, latents
 # GIF/PNG output and the nearest-training-image search live in their own modules; re-exported here so
 # `core.latent` stays the one import path for the latent explorer.
-from .latent_media import gif_bytes, image_png, strip_png  # noqa: F401 - re-exported
-from .latent_nearest import (  # noqa: F401 - re-exported
-    Neighbours, d_features, d_needs_labels, load_training_images, nearest_images, subset_indices,
-)
+
 
 INTERP_MODES = ("lerp", "slerp")
 
@@ -36,13 +29,6 @@ def seeds_to_z(seeds: Sequence[int], dim: int, psi: float = 1.0) -> torch.Tensor
     return latents([int(s) for s in seeds], dim, float(psi))
 
 
-def truncate(z: torch.Tensor, psi: float, mean: torch.Tensor | None = None) -> torch.Tensor:
-    """The truncation trick on given latents: mean + psi * (z - mean) (mean = 0 for a Gaussian prior)."""
-    m = torch.zeros_like(z) if mean is None else mean.to(z).expand_as(z)
-    return m + float(psi) * (z - m)
-
-
-# ------------------------------------------------------------------ paths
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     """Linear interpolation; t may be a (T,) tensor, giving (T, *a.shape)."""
     t = torch.as_tensor(t, dtype=a.dtype)

@@ -1,6 +1,6 @@
 """Regenerate docs/screenshots/{data,train,monitor,runs}.png (1440x900) from a live studio.
 
-    python tests/e2e/screenshots.py [--steps 600] [--keep RUNS_DIR]
+    python -m tools.screenshots [--steps 600] [--keep RUNS_DIR]
 
 Starts run_studio.py on a free port with a temporary runs folder, scans a small demo folder
 (shapes exported as PNGs into class subfolders, plus a broken file and a text file) on the Data
@@ -16,11 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import driver  # noqa: E402
-from core.runs import load_run  # noqa: E402
+from tests.e2e import driver
+from core.runs import load_run
 
 OUT = driver.ROOT / "docs" / "screenshots"
 

@@ -1,6 +1,6 @@
 """Regenerate docs/screenshots/{latent,export,monitor_trained}.png from an existing runs folder.
 
-    python tests/e2e/screenshots_generator.py RUNS_DIR
+    python -m tools.screenshots_generator RUNS_DIR
 
 Points the studio at a runs folder that already holds a trained run (e.g. the one
 `python -m core bench quality` leaves in runs/bench) and photographs the Latent explorer, the
@@ -11,10 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import driver  # noqa: E402
+from tests.e2e import driver
 
 OUT = driver.ROOT / "docs" / "screenshots"
 

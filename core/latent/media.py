@@ -13,7 +13,7 @@ import torch
 def _frame_images(frames: torch.Tensor | Sequence[Any], scale: int):
     from PIL import Image
 
-    from .imaging import to_uint8
+    from ..imaging import to_uint8
     out = []
     if isinstance(frames, torch.Tensor):
         arr = to_uint8(frames).numpy()
@@ -57,13 +57,13 @@ def gif_bytes(frames: torch.Tensor | Sequence[Any], fps: float = 12.0, scale: in
 
 def strip_png(images: torch.Tensor, min_tile: int = 96) -> bytes:
     """One row of frames as PNG bytes (nearest-neighbour upscaled so small tiles are visible)."""
-    from .imaging import grid_png
+    from ..imaging import grid_png
     return grid_png(images, nrow=len(images), min_tile=min_tile)
 
 
 def image_png(img: torch.Tensor, min_size: int = 256) -> bytes:
     """One (C, H, W) image as PNG bytes, upscaled by an integer factor to at least ``min_size`` px."""
-    from .generate import image_array
-    from .imaging import png_bytes
+    from ..generator import image_array
+    from ..imaging import png_bytes
     s = max(1, int(math.ceil(min_size / img.shape[-1])))
     return png_bytes(image_array(img), scale=s)

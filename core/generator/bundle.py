@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
-from .generate import LoadedGenerator
-from .train.checkpoint import CheckpointError
+from ..config import TrainConfig
+from ..models import build_models
+from ..train.checkpoint import CheckpointError
+from .loaded import LoadedGenerator
 
 BUNDLE_FORMAT = "gan-studio-generator"
 BUNDLE_VERSION = 1
@@ -91,7 +92,6 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> L
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models import build_models
     meta, weights = read_bundle_meta(path)
     try:
         cfg = TrainConfig.from_dict(meta["config"])

@@ -1,0 +1,17 @@
+"""A trained generator, loaded and used: from a run folder, a checkpoint or an exported bundle, to images.
+
+- ``loaded``: ``LoadedGenerator`` (network, config, classes, provenance) built from a checkpoint state;
+- ``loading``: choosing a run's checkpoint (latest, best, a step) and ``load_generator`` for any source;
+- ``bundle``: the exported safetensors + JSON bundle format, read without running code from the file;
+- ``sampling``: seeds -> latents -> images, and writing them as PNGs or a zip;
+- ``cli``: ``python -m core generate``.
+"""
+from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, find_bundle_in, is_bundle, load_bundle, read_bundle_meta
+from .loaded import LoadedGenerator, class_index, class_labels, generator_from_state
+from .loading import checkpoint_choices, load_generator, resolve_checkpoint
+from .sampling import generate, generate_seeds, image_array, latents, write_images
+
+__all__ = ["LoadedGenerator", "load_generator", "checkpoint_choices", "resolve_checkpoint", "generator_from_state",
+           "class_index", "class_labels", "latents", "generate", "generate_seeds", "image_array", "write_images",
+           "BUNDLE_FORMAT", "BUNDLE_VERSION", "BundleError", "load_bundle", "read_bundle_meta", "find_bundle_in",
+           "is_bundle"]

@@ -92,7 +92,7 @@ def bench_scan(n: int, workers: int) -> dict:
 
 
 def bench_history(rows: int) -> dict:
-    from core.history import MetricsHistory, downsample
+    from core.run_logs import MetricsHistory, downsample
     top = Path(tempfile.mkdtemp(prefix="gs-hist-bench-"))
     try:
         path = top / "metrics.jsonl"

@@ -205,7 +205,7 @@ class JobManager:
         if (p := self._target(run_dir)) is not None:
             write_control(p, state="paused")
 
-    def resume_active(self, run_dir: str | Path | None = None) -> None:
+    def unpause(self, run_dir: str | Path | None = None) -> None:
         if (p := self._target(run_dir)) is not None:
             write_control(p, state="running")
 

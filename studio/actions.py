@@ -32,7 +32,7 @@ def control(run_dir: Path, action: str) -> None:
         if action == "pause":
             jm.pause(run_dir) if jm else write_control(run_dir, state="paused")
         elif action == "resume":
-            jm.resume_active(run_dir) if jm else write_control(run_dir, state="running")
+            jm.unpause(run_dir) if jm else write_control(run_dir, state="running")
         elif action == "stop":
             jm.stop(run_dir) if jm else write_control(run_dir, state="stopped")
         elif action == "checkpoint":

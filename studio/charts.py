@@ -6,7 +6,7 @@ from typing import Iterable
 import numpy as np
 import plotly.graph_objects as go
 
-from core.history import MetricsHistory, downsample, smooth
+from core.run_logs import MetricsHistory, downsample, smooth
 
 MAX_POINTS = 2000
 PALETTE = ["#7c3aed", "#ec4899", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#6366f1", "#84cc16"]

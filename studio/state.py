@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import streamlit as st
 
-from core.history import HistoryCache
+from core.run_logs import HistoryCache
 from core.runs import ACTIVE_STATES, RunInfo, load_run
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"

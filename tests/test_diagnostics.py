@@ -12,7 +12,7 @@ from core.diagnostics import (DiagnosticsMonitor, Finding, d_dominance, d_gap_st
                               diversity_stats, exploding_gradients, g_dominance, memorisation_stats, mode_collapse,
                               no_progress, novelty_reference, overfitting, run_history_detectors,
                               vanishing_gradients)
-from core.diagnostics.monitor import STATE_KEY, default_sample_interval
+from core.diagnostics.hook import STATE_KEY, default_sample_interval
 from core.models.layers import resolve_d_norm
 from core.train.setup import SHAPE_FIELDS
 

@@ -1,4 +1,4 @@
-"""core.history (incremental metrics/events readers, downsampling) and core.estimate."""
+"""core.run_logs (incremental metrics/events readers, downsampling) and core.estimate."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 
-from core.history import (
+from core.run_logs import (
     EventLog, HistoryCache, MetricsHistory, checkpoint_problems, downsample, metrics_problems, smooth,
 )
 
@@ -185,7 +185,7 @@ def test_estimate_tiny_config():
 
 def test_huge_history_first_read_uses_a_stride_but_keeps_the_tail(tmp_path, monkeypatch):
     import json as _json
-    import core.history as hist
+    import core.run_logs as hist
     monkeypatch.setattr(hist, "MAX_ROWS_PER_READ", 500)
     monkeypatch.setattr(hist, "TAIL_ROWS", 100)
     p = tmp_path / "metrics.jsonl"

@@ -21,7 +21,7 @@ def test_start_is_idempotent_and_stop_ends_the_run(tiny_cfg, tmp_path):
     assert wait_for(lambda: load_run(run).step > 0)
     jm.pause()
     assert wait_for(lambda: load_run(run).status.get("state") == "paused")
-    jm.resume_active()
+    jm.unpause()
     assert wait_for(lambda: load_run(run).status.get("state") == "running")
     jm.stop(wait=True)
     assert load_run(run).state == "stopped" and jm.active() is None

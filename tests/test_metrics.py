@@ -189,7 +189,7 @@ def _monitor_trainer(tmp_path, **over):
 
 
 def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypatch):
-    from core.metrics import monitor
+    from core.metrics import quality_hook as monitor
     import core.train.checkpoint as ckpt
     t = _monitor_trainer(tmp_path)
     mon = monitor.QualityMonitor(t, every=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..diagnostics import DiagnosticsMonitor
-from ..metrics.monitor import quality_hooks
+from ..metrics.quality_hook import quality_hooks
 from .loop import Hook, run_loop
 from .trainer import Trainer
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.estimate import human_duration
-from core.history import checkpoint_problems, metrics_problems
+from core.run_logs import checkpoint_problems, metrics_problems
 from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control
 from studio import actions, charts, state
 

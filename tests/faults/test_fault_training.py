@@ -417,7 +417,7 @@ def test_long_pause_sleeps_and_stays_paused(tmp_path, monkeypatch):
         resume_run(run, steps=10**6 + 1)
     with pytest.raises(RunError):
         delete_run(tmp_path / "runs", run)
-    jm.resume_active(run)
+    jm.unpause(run)
     assert wait_for(lambda: load_run(run).step > step, 60)
     jm.stop(run, wait=True)
     assert load_run(run).state == "stopped"

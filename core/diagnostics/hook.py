@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .findings import SEVERITY_RANK, Finding, median, series
-from .history import d_dominance, exploding_gradients, g_dominance, no_progress, vanishing_gradients
+from .row_checks import d_dominance, exploding_gradients, g_dominance, no_progress, vanishing_gradients
 from .samples import d_gap_stats, diversity_stats, memorisation_stats, mode_collapse, novelty_reference, overfitting
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ loss, n_critic, EMA, DiffAugment, penalties, precision, channels_last and thread
 warm-up steps, then the median of a few timed ones, within ``TIME_BUDGET_S``. Parameters, FLOPs
 and the tensors autograd keeps for backward are counted on the CPU by running the same step at
 batch 2 and 4 and extrapolating linearly to the configured batch; on CUDA the memory is the
-allocator's measured peak instead. The caller's RNG state and thread count are given back.
+allocator's measured peak instead. The caller's RNG state and thread count are given back, and
+one estimate runs at a time per process (a caller's ``cancelled()`` lets a stale one give up).
 No Streamlit here; the studio caches the result per ``cost_config``.
 """
 from __future__ import annotations
@@ -15,8 +16,9 @@ import contextlib
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -29,7 +31,7 @@ PROBE_BATCH = 8       # a larger batch is first timed at this size, to see wheth
 MAX_TIMED = 3         # the median of at most this many timed steps ...
 MIN_TIMED = 2         # ... and of at least this many (a batch that cannot afford them is not timed)
 COUNT_BATCHES = (2, 4)  # FLOPs and saved bytes are linear in the batch: two points fix the line
-SYNTHETIC_MAX_BYTES = 256 * 2**20
+SYNTHETIC_MAX_BYTES = 256 * 2**20  # the synthetic images kept in memory for one timing, at most
 # One estimate at a time per process: two at once (a tab's superseded rerun still timing, a
 # second tab) would time each other; measured in the studio, a 20 ms step read as 430 ms.
 _ONE_AT_A_TIME = threading.Lock()
@@ -362,39 +364,6 @@ def _estimate(cfg: TrainConfig, run_cfg: TrainConfig, channels: int, num_classes
                 raise  # ConfigError, e.g. fp16 on the CPU: the run would refuse it too, so say so now, by field
             except Exception as e:  # a device that is busy or missing must not break the page
                 est.notes.append(f"could not time a step on {device}: {type(e).__name__}: {e}")
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
-def human_count(n: float) -> str:
-    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
-
-
-def human_duration(s: float | None) -> str:
-    if s is None or s != s:
-        return "—"
-    s = float(s)
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    if s < 60:
-        return f"{s:.1f} s"
-    m, s = divmod(int(round(s)), 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h} h {m:02d} min"
-    d, h = divmod(h, 24)
-    return f"{d} d {h} h"
 
 
 def images_per_second(est: Estimate, cfg: TrainConfig) -> float | None:

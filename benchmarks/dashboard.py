@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from tests.e2e import driver
 
 

@@ -56,6 +56,7 @@ def ddp(args) -> None:
 def cache(args) -> None:
     import numpy as np
     from PIL import Image
+
     from core.data import load_dataset
     tmp = Path(tempfile.mkdtemp(prefix="scaling-cache-"))
     folder = tmp / "images"

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from core.runs import list_runs, load_run
 from tests.e2e import driver
 
-from core.runs import list_runs, load_run
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def proc_stats(pid: int) -> dict:

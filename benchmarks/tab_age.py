@@ -7,15 +7,14 @@ at the end in the same tab, and in a fresh tab. Not a test: numbers for docs/rel
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from tests.e2e import driver
 from benchmarks.soak import proc_stats, start_run, streamlit_pid
+from tests.e2e import driver
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def switch(page) -> float:

@@ -90,7 +90,7 @@ class TrainConfig:
     name: str = _f("", "Short run name used in the folder name (default: arch-dataset).", group="run")
 
     # ------------------------------------------------------------------ API
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first bad field; return self for chaining."""
         def need(cond: bool, name: str, msg: str) -> None:
             if not cond:
@@ -147,7 +147,7 @@ class TrainConfig:
     def diffaug_policies(self) -> list[str]:
         return [p.strip() for p in self.diffaug.split(",") if p.strip()]
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         unknown = [k for k in changes if k not in _TYPES]
         if unknown:
             raise ConfigError(unknown[0], f"unknown config field; valid fields: {', '.join(_TYPES)}")
@@ -160,7 +160,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a dict (e.g. config.json); unknown keys are refused by name, types coerced."""
         if not isinstance(d, dict):
             raise ConfigError(source, "expected a JSON object of config fields")
@@ -172,7 +172,7 @@ class TrainConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json_file(cls, path: str | Path) -> "TrainConfig":
+    def from_json_file(cls, path: str | Path) -> TrainConfig:
         p = Path(path)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))

@@ -1,7 +1,8 @@
 """Which TrainConfig fields a config really uses: the Train form disables the others and says why."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .config import ConfigError, TrainConfig
 from .losses import get_loss

@@ -10,9 +10,10 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import TrainConfig
 from .runs import load_run, write_control
@@ -59,7 +60,7 @@ class Job:
         return self.thread is not None and self.thread.is_alive()
 
 
-_MANAGERS: "weakref.WeakSet[JobManager]" = weakref.WeakSet()
+_MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
 
 
 class JobManager:

@@ -59,7 +59,7 @@ class _Column:
 
 def _parse_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
     """Parse complete JSONL lines; return (records, number of damaged lines skipped)."""
-    lines = [ln for ln in (l.strip() for l in lines) if ln]
+    lines = [ln for ln in (raw.strip() for raw in lines) if ln]
     if not lines:
         return [], 0
     try:  # one C call for the whole batch is several times faster than one json.loads per line

@@ -85,7 +85,7 @@ class RunStore:
 
     # ---------------------------------------------------------------- creation
     @classmethod
-    def create(cls, runs_root: str | Path, name: str, config: dict[str, Any], meta: dict[str, Any]) -> "RunStore":
+    def create(cls, runs_root: str | Path, name: str, config: dict[str, Any], meta: dict[str, Any]) -> RunStore:
         """Make ``runs_root/NNNNN-name`` with the next free number; never reuses a folder."""
         root = Path(runs_root).expanduser()
         root.mkdir(parents=True, exist_ok=True)

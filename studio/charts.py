@@ -1,7 +1,7 @@
 """Plotly figures of a run's metrics (numpy arrays in, downsampled for drawing)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import plotly.graph_objects as go

@@ -1,8 +1,8 @@
 """Shared run + checkpoint pickers for the pages that use a trained generator (Latent explorer, Export)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import streamlit as st
 

@@ -9,17 +9,16 @@ import html
 import io
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
 
 import streamlit as st
 
 from core.run_logs import HistoryCache
 from core.runs import ACTIVE_STATES, RunInfo, load_run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGE_FILES = {"data": "data.py", "train": "train.py", "monitor": "monitor.py", "runs": "runs.py",

@@ -6,7 +6,13 @@ from typing import Any
 import streamlit as st
 
 from core.config import (
-    DIFFAUG_POLICIES, FIELD_CHOICES, FIELD_GROUP, FIELD_HELP, FIELD_NAMES, PRESETS, TrainConfig,
+    DIFFAUG_POLICIES,
+    FIELD_CHOICES,
+    FIELD_GROUP,
+    FIELD_HELP,
+    FIELD_NAMES,
+    PRESETS,
+    TrainConfig,
 )
 from core.field_use import unused_fields
 from studio import state

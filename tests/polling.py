@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 120.0, every: float = 0.05) -> bool:

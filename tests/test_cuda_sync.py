@@ -10,7 +10,7 @@ from core.config import TrainConfig
 from core.data import load_dataset
 from core.train import Trainer
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 CONFIGS = {
     "bce-bf16-diffaug-ema": dict(loss="bce", precision="bf16", diffaug="color,translation,cutout", ema=0.999),

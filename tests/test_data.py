@@ -16,8 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.data import (BUILTIN_DATASETS, MIN_IMAGES, DataError, DiffAugment, ImageDataset, load_dataset,
-                       load_image, scan)
+from core.data import BUILTIN_DATASETS, MIN_IMAGES, DataError, DiffAugment, ImageDataset, load_dataset, load_image, scan
 from core.data.builtin import make_shapes, read_idx
 from core.data.cache_evict import ENTRY_DIR
 

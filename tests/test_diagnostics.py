@@ -8,10 +8,23 @@ import pytest
 import torch
 
 from core.config import RESUME_LOCKED, TrainConfig
-from core.diagnostics import (DiagnosticsMonitor, Finding, d_dominance, d_gap_stats, detect_divergence,
-                              diversity_stats, exploding_gradients, g_dominance, memorisation_stats, mode_collapse,
-                              no_progress, novelty_reference, overfitting, run_history_detectors,
-                              vanishing_gradients)
+from core.diagnostics import (
+    DiagnosticsMonitor,
+    Finding,
+    d_dominance,
+    d_gap_stats,
+    detect_divergence,
+    diversity_stats,
+    exploding_gradients,
+    g_dominance,
+    memorisation_stats,
+    mode_collapse,
+    no_progress,
+    novelty_reference,
+    overfitting,
+    run_history_detectors,
+    vanishing_gradients,
+)
 from core.diagnostics.hook import STATE_KEY, default_sample_interval
 from core.models.layers import resolve_d_norm
 from core.train.setup import SHAPE_FIELDS

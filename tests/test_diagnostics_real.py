@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.runs import load_run
-from core.train import create_run, resume_run
-from core.train import run_training
-
 from benchmarks import diagnostics_scenarios as scenarios
+from core.runs import load_run
+from core.train import create_run, resume_run, run_training
 
 QUICK = [s for s in scenarios.SCENARIOS if s.quick]
 

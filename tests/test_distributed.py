@@ -14,6 +14,8 @@ import pytest
 import torch
 from polling import wait_for
 
+pytestmark = [pytest.mark.ddp, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
@@ -62,7 +64,7 @@ def test_two_ranks_match_one_rank_with_double_batch(tmp_path, loss):
     worker = str(ROOT / "tests" / "helpers" / "ddp_first_step.py")
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     subprocess.run([sys.executable, worker, str(one), loss], env=ENV, check=True, timeout=300, cwd=ROOT)
-    for attempt in range(2):  # a free port can be taken by another process before torchrun binds it
+    for _attempt in range(2):  # a free port can be taken by another process before torchrun binds it
         r = subprocess.run(torchrun(worker, str(two), loss), env=ENV, timeout=300, cwd=ROOT, capture_output=True,
                            text=True)
         if r.returncode == 0:

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
 from core.run_logs import (
-    EventLog, HistoryCache, MetricsHistory, checkpoint_problems, downsample, metrics_problems, smooth,
+    EventLog,
+    HistoryCache,
+    MetricsHistory,
+    checkpoint_problems,
+    downsample,
+    metrics_problems,
+    smooth,
 )
 
 
@@ -170,7 +174,8 @@ def test_checkpoint_problems_name_the_file(tmp_path):
 def test_estimate_tiny_config():
     pytest.importorskip("core.models")
     from core.config import TrainConfig
-    from core.estimate import estimate, human_bytes, human_duration
+    from core.estimate import estimate
+    from core.units import human_bytes, human_duration
 
     cfg = TrainConfig(resolution=16, batch_size=8, g_width=8, d_width=8, latent_dim=16, device="cpu")
     e = estimate(cfg, channels=3)
@@ -185,6 +190,7 @@ def test_estimate_tiny_config():
 
 def test_huge_history_first_read_uses_a_stride_but_keeps_the_tail(tmp_path, monkeypatch):
     import json as _json
+
     import core.run_logs as hist
     monkeypatch.setattr(hist, "MAX_ROWS_PER_READ", 500)
     monkeypatch.setattr(hist, "TAIL_ROWS", 100)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from polling import wait_for
 
 from core.jobs import JobBusy, JobManager

@@ -10,8 +10,8 @@ import torch
 
 from core import latent as L
 from core.generator import checkpoint_choices, load_generator, resolve_checkpoint
-from core.train.checkpoint import CheckpointError
 from core.train import run_training
+from core.train.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import LOSSES, ConfigError
-from core.losses import (available_losses, clip_weights, feature_matching_loss, get_loss, gradient_penalty,
-                         r1_penalty)
+from core.losses import available_losses, clip_weights, feature_matching_loss, get_loss, gradient_penalty, r1_penalty
 
 LN2 = math.log(2)
 

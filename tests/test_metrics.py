@@ -13,8 +13,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.metrics import (FeatureNetUnavailable, TinyRandomFeatures, evaluate, fid, find_inception_weights,
-                          inception_score, kid, precision_recall, swd)
+from core.metrics import (
+    FeatureNetUnavailable,
+    TinyRandomFeatures,
+    evaluate,
+    fid,
+    find_inception_weights,
+    inception_score,
+    kid,
+    precision_recall,
+    swd,
+)
 from core.metrics.cache import clear_memory
 from core.train import run_training
 
@@ -120,8 +129,8 @@ def test_inception_score_of_logits_with_a_known_score():
 
 
 def test_evaluate_with_custom_feature_net(no_inception):
-    from core.models import build_models
     from core.config import TrainConfig
+    from core.models import build_models
     cfg = TrainConfig(resolution=16, g_width=8, d_width=8, latent_dim=16)
     G, _ = build_models(cfg, 3, 0)
     reals = ((_images(64, res=16) + 1) * 127.5).round().to(torch.uint8)
@@ -158,7 +167,9 @@ def test_inception_path_with_a_random_init_weights_file(tmp_path, no_inception):
     """The Inception route end to end, using a RANDOMLY INITIALISED weights file of the right shape
     (no real weights are downloaded or needed): checks loading, feature shapes and labelling only."""
     from unittest import mock
+
     import torch_fidelity.feature_extractor_inceptionv3 as fe
+
     from core.config import TrainConfig
     from core.models import build_models
     with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), \
@@ -189,8 +200,8 @@ def _monitor_trainer(tmp_path, **over):
 
 
 def test_monitor_adds_keys_on_eval_steps_only_and_keeps_best(tmp_path, monkeypatch):
-    from core.metrics import quality_hook as monitor
     import core.train.checkpoint as ckpt
+    from core.metrics import quality_hook as monitor
     t = _monitor_trainer(tmp_path)
     mon = monitor.QualityMonitor(t, every=4)
     mon.n = 32

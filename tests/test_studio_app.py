@@ -2,22 +2,18 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
+import streamlit as st
+from polling import wait_for
+from streamlit.testing.v1 import AppTest
+
+from core.config import TrainConfig
+from core.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-st = pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from polling import wait_for  # noqa: E402
-
-from core.config import TrainConfig  # noqa: E402
-from core.runs import load_run  # noqa: E402
 
 APP = str(ROOT / "studio" / "app.py")
 PAGES = ("pages/data.py", "pages/train.py", "pages/monitor.py", "pages/runs.py")

@@ -128,7 +128,7 @@ def test_export_page(app, roots):
         at.radio(key="exp_format").set_value(fmt).run()
         _button(at, "Export").click().run()
         _ok(at)
-        assert any(f"Exported step 4" in s.value for s in at.success), fmt
+        assert any("Exported step 4" in s.value for s in at.success), fmt
         assert any("# Generator:" in m.value for m in at.markdown)
     run = next(p for p in roots["trained"].iterdir() if p.is_dir())
     names = sorted(p.name for p in (run / "exports").iterdir())

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.train import run_training
 from core.train import threads as T
 from core.train.threads import ThreadTuner, candidate_threads, make_thread_tuner
-from core.train import run_training
 
 
 class FakeCPU:

@@ -12,9 +12,8 @@ from polling import wait_for
 
 from core.config import ConfigError, TrainConfig
 from core.runs import load_run, write_control
-from core.train import create_run, fork_run, load_checkpoint, resume_run
+from core.train import create_run, fork_run, load_checkpoint, resume_run, run_training
 from core.train.checkpoint import CheckpointError, latest_valid_checkpoint, list_checkpoints, save_checkpoint
-from core.train import run_training
 
 
 def _weights(t):

@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from tests.e2e import driver
 from core.runs import load_run
+from tests.e2e import driver
 
 OUT = driver.ROOT / "docs" / "screenshots"
 

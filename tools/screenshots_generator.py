@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from tests.e2e import driver
 
 OUT = driver.ROOT / "docs" / "screenshots"

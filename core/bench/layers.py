@@ -9,6 +9,7 @@ activations, optimiser, layout copies), not in them.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import torch
@@ -43,8 +44,8 @@ def ceiling_gflops() -> float:
     """The speed benchmark's ceiling conv (3x3, 256->512 channels, 16x16, batch 64), best layout."""
     x, w = torch.randn(64, 256, 16, 16), torch.randn(512, 256, 3, 3)
     flops = 2 * 64 * 512 * 256 * 16 * 16 * 9
-    best = min(_best(lambda xf=x.contiguous(memory_format=f), wf=w.contiguous(memory_format=f):
-                     torch.nn.functional.conv2d(xf, wf, padding=1))
+    best = min(_best(functools.partial(torch.nn.functional.conv2d, x.contiguous(memory_format=f),
+                                       w.contiguous(memory_format=f), padding=1))
                for f in (torch.contiguous_format, torch.channels_last))
     return flops / best / 1e9
 

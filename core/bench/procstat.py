@@ -81,7 +81,7 @@ class Span:
 class Meter:
     """``with Meter() as m: ...`` then m.span: wall time, cores we used, cores the machine used."""
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self._c0, self._m0, self._t0 = tree_cpu_seconds(), machine_busy()[0], time.perf_counter()
         return self
 

@@ -90,9 +90,9 @@ def to_markdown(r: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|"]
         for c, k in extra:
             rel = ratio(c, k, "ours")
+            compile_time = f"{c['compile_s'][k]:.0f} s" if k in c["compile_s"] else "-"
             L.append(f"| {c['resolution']} | {c['batch']} | {k} | {fmt(c[k]['img_s'])} | {c['ratio'][k]['median']:.2f}× "
-                     f"| {rel['median']:.2f}× | {c[k]['cores']['median']:.2f} "
-                     f"| {('%.0f s' % c['compile_s'][k]) if k in c['compile_s'] else '-'} |")
+                     f"| {rel['median']:.2f}× | {c[k]['cores']['median']:.2f} | {compile_time} |")
     fs, sc = r.get("first_sample"), r.get("scan")
     L.append("")
     if fs:

@@ -12,6 +12,7 @@ Results are printed as JSON and appended to docs/benchmarks.md.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def measure_ceiling(device: torch.device, dtype: torch.dtype = torch.float32) ->
     best = float("inf")
     for layout in (torch.contiguous_format, torch.channels_last):
         xf, wf = x.contiguous(memory_format=layout), w.contiguous(memory_format=layout)
-        best = min(best, _best_time(lambda: torch.nn.functional.conv2d(xf, wf, padding=1), sync=sync))
+        best = min(best, _best_time(functools.partial(torch.nn.functional.conv2d, xf, wf, padding=1), sync=sync))
     n = 8192 if big else 2048
     a, bm = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     mm = _best_time(lambda: a @ bm, sync=sync)

@@ -106,7 +106,7 @@ class ScanReport:
         return d
 
     @classmethod
-    def _from_state(cls, d: dict[str, Any]) -> "ScanReport":
+    def _from_state(cls, d: dict[str, Any]) -> ScanReport:
         if d.get("version") != SCAN_VERSION:
             raise ValueError("scan cache version mismatch")
         d = dict(d)

@@ -11,11 +11,25 @@ docs/diagnostics.md); ``core.train.session`` attaches it to every run that write
 from __future__ import annotations
 
 from .findings import SEVERITIES, Finding, LossView
-from .row_checks import (d_dominance, detect_divergence, exploding_gradients, g_dominance, gradient_reference,
-                      no_progress, vanishing_gradients)
 from .hook import STATE_KEY, DiagnosticsMonitor, default_sample_interval
-from .samples import (d_gap_stats, diversity_stats, memorisation_stats, mode_collapse, novelty_reference,
-                      overfitting, pairwise_stats)
+from .row_checks import (
+    d_dominance,
+    detect_divergence,
+    exploding_gradients,
+    g_dominance,
+    gradient_reference,
+    no_progress,
+    vanishing_gradients,
+)
+from .samples import (
+    d_gap_stats,
+    diversity_stats,
+    memorisation_stats,
+    mode_collapse,
+    novelty_reference,
+    overfitting,
+    pairwise_stats,
+)
 
 HISTORY_DETECTORS = {"d_dominance": d_dominance, "g_dominance": g_dominance,
                      "vanishing_gradients": vanishing_gradients, "exploding_gradients": exploding_gradients}

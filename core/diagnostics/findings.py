@@ -76,7 +76,7 @@ class LossView:
     d_floor: float  # D's smallest possible loss (label smoothing keeps bce above 0)
 
     @classmethod
-    def of(cls, cfg: TrainConfig) -> "LossView":
+    def of(cls, cfg: TrainConfig) -> LossView:
         t = 1.0 - cfg.label_smoothing if cfg.loss == "bce" else 1.0
         if cfg.loss == "bce":
             chance = 2 * math.log(2)  # a constant 0.5 gives ln 2 per term whatever the real target

@@ -50,7 +50,7 @@ class DiagnosticsMonitor:
     resumed run continues where it stopped and does not announce active findings again.
     """
 
-    def __init__(self, trainer: "Trainer", window: int = 40, sample_every: int | None = None,
+    def __init__(self, trainer: Trainer, window: int = 40, sample_every: int | None = None,
                  sample_warmup: int = 200, start_checks: int = 3, clear_checks: int = 3,
                  sample_start_checks: int = 2, sample_clear_checks: int = 2, n_samples: int = N_SAMPLES):
         cfg = trainer.cfg
@@ -76,7 +76,7 @@ class DiagnosticsMonitor:
         self._y = torch.randint(0, nc, (n_samples,), generator=gen) if nc else None
 
     # ------------------------------------------------------------------------------- the hook
-    def __call__(self, trainer: "Trainer", row: dict[str, Any]) -> list[dict[str, Any]]:
+    def __call__(self, trainer: Trainer, row: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._restored:
             self._restore(trainer)
         t0 = time.perf_counter()
@@ -147,7 +147,7 @@ class DiagnosticsMonitor:
         return events
 
     # ---------------------------------------------------------------------------- samples
-    def _reference(self, trainer: "Trainer") -> dict[str, Any]:
+    def _reference(self, trainer: Trainer) -> dict[str, Any]:
         """Real images the sample checks compare with, fixed for the run (cached)."""
         if self._ref is None:
             s = trainer.sampler
@@ -162,7 +162,7 @@ class DiagnosticsMonitor:
         return self._ref
 
     @torch.no_grad()
-    def sample_stats(self, trainer: "Trainer") -> dict[str, float]:
+    def sample_stats(self, trainer: Trainer) -> dict[str, float]:
         """Diversity, memorisation and D train/held-out measures of the current networks.
 
         Networks run in eval mode under no_grad (BatchNorm statistics and spectral-norm vectors
@@ -195,7 +195,7 @@ class DiagnosticsMonitor:
         return stats
 
     # ------------------------------------------------------------------------------ state
-    def state_dict(self, trainer: "Trainer | None" = None) -> dict[str, Any]:
+    def state_dict(self, trainer: Trainer | None = None) -> dict[str, Any]:
         return {"version": STATE_VERSION, "run": _run_id(trainer), "active": {k: dict(v) for k, v in self.active.items()},
                 "streak": dict(self.streak), "rows": [_finite(r) for r in self.rows],
                 "quality": [list(p) for p in self.quality], "grad_ref": self.grad_ref,
@@ -211,7 +211,7 @@ class DiagnosticsMonitor:
         self.pixel_hist = [float(x) for x in s.get("pixel_hist") or []]
         self.last_sample_step = int(s.get("last_sample_step", -10**9))
 
-    def _restore(self, trainer: "Trainer") -> None:
+    def _restore(self, trainer: Trainer) -> None:
         """Adopt the state saved in the checkpoint of this same run (a resume); a fork, whose
         checkpoint comes from another run folder, starts with a clean slate."""
         self._restored = True

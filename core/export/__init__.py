@@ -2,8 +2,19 @@
 model card written beside each export, and ``python -m core export`` (see docs/export.md).
 The bundle format itself belongs to ``core.generator.bundle``, which also loads it."""
 from .card import evaluation_metrics, model_card, training_metrics
-from .writers import (EXTENSIONS, FORMAT_HELP, FORMATS, ONNX_OPSET, PARITY_TOL, ExportError, ExportResult,
-                      default_out, export_generator, onnx_parity, onnx_status)
+from .writers import (
+                      EXTENSIONS,
+                      FORMAT_HELP,
+                      FORMATS,
+                      ONNX_OPSET,
+                      PARITY_TOL,
+                      ExportError,
+                      ExportResult,
+                      default_out,
+                      export_generator,
+                      onnx_parity,
+                      onnx_status,
+)
 
 __all__ = ["export_generator", "ExportError", "ExportResult", "FORMATS", "EXTENSIONS", "FORMAT_HELP", "ONNX_OPSET",
            "PARITY_TOL", "default_out", "onnx_parity", "onnx_status", "model_card", "training_metrics",

@@ -9,7 +9,6 @@ from typing import Any
 from ..fsutil import read_jsonl
 from ..generator import LoadedGenerator
 
-
 # ------------------------------------------------------------------ model card
 _NOISE_PREFIXES = ("lr/", "perf/", "mem/", "epoch", "images_seen", "time", "step", "nonfinite")
 

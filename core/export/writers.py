@@ -14,7 +14,6 @@ from torch import nn
 from ..fsutil import atomic_write_bytes
 from ..generator import LoadedGenerator, load_generator
 from ..generator.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, bundle_meta
-from ..train.checkpoint import CheckpointError
 from .card import model_card
 
 FORMATS = ("safetensors", "torchscript", "onnx")

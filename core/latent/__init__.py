@@ -1,7 +1,24 @@
 """The latent space of a trained generator: paths and edits (``space``), images and GIFs out
 (``media``), and the nearest training images to a sample (``nearest``); the Latent explorer's engine."""
-from .space import Directions, INTERP_MODES, SampleCache, cache_key_prefix, early_features, edit_dims, edit_directions, interpolate, lerp, loop_path, principal_directions, random_walk, render, sample_seeds, seeds_to_z, slerp
 from .media import gif_bytes, image_png, strip_png
 from .nearest import Neighbours, d_features, d_needs_labels, load_training_images, nearest_images, subset_indices
+from .space import (
+    INTERP_MODES,
+    Directions,
+    SampleCache,
+    cache_key_prefix,
+    early_features,
+    edit_dims,
+    edit_directions,
+    interpolate,
+    lerp,
+    loop_path,
+    principal_directions,
+    random_walk,
+    render,
+    sample_seeds,
+    seeds_to_z,
+    slerp,
+)
 
 __all__ = ['Directions', 'INTERP_MODES', 'Neighbours', 'SampleCache', 'cache_key_prefix', 'd_features', 'd_needs_labels', 'early_features', 'edit_dims', 'edit_directions', 'gif_bytes', 'image_png', 'interpolate', 'lerp', 'load_training_images', 'loop_path', 'nearest_images', 'principal_directions', 'random_walk', 'render', 'sample_seeds', 'seeds_to_z', 'slerp', 'strip_png', 'subset_indices']

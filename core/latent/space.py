@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 import torch
 from torch import nn
 
 from ..generator import LoadedGenerator, class_labels, generate, latents
+
 # GIF/PNG output and the nearest-training-image search live in their own modules; re-exported here so
 # `core.latent` stays the one import path for the latent explorer.
 

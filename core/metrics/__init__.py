@@ -1,9 +1,16 @@
 """core.metrics: sample quality (SWD without weights; FID/KID/IS/precision-recall with a pluggable feature net)."""
 from .evaluate import EVALUATIONS, LABELS, LOWER_IS_BETTER, METRICS, evaluate, read_evaluations, record
-from .features import (FeatureNet, FeatureNetUnavailable, InceptionFeatures, TinyRandomFeatures,
-                       find_inception_weights, get_feature_net, inception_weights_available)
-from .scores import fid, inception_score, kid, precision_recall
+from .features import (
+                       FeatureNet,
+                       FeatureNetUnavailable,
+                       InceptionFeatures,
+                       TinyRandomFeatures,
+                       find_inception_weights,
+                       get_feature_net,
+                       inception_weights_available,
+)
 from .laplacian_swd import laplacian_pyramid, swd
+from .scores import fid, inception_score, kid, precision_recall
 
 __all__ = ["evaluate", "record", "read_evaluations", "METRICS", "LABELS", "LOWER_IS_BETTER", "EVALUATIONS",
            "FeatureNet", "FeatureNetUnavailable", "InceptionFeatures", "TinyRandomFeatures",

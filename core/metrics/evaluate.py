@@ -4,14 +4,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import laplacian_swd as swd_mod, scores
+from . import laplacian_swd as swd_mod
+from . import scores
 from .cache import cached_stats, stats_key
 from .features import FeatureNet, FeatureNetUnavailable, extract, get_feature_net
 

@@ -113,7 +113,7 @@ class InceptionFeatures(FeatureNet):
         self.net.eval().requires_grad_(False)
         self.weights_path = path
 
-    def train(self, mode: bool = True) -> "InceptionFeatures":
+    def train(self, mode: bool = True) -> InceptionFeatures:
         return super().train(False)  # never leaves eval mode
 
     @torch.no_grad()

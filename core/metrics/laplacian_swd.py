@@ -83,7 +83,7 @@ class RealDescriptors:
     std: list[torch.Tensor]
     channels: int
 
-    def to(self, device) -> "RealDescriptors":
+    def to(self, device) -> RealDescriptors:
         return RealDescriptors([d.to(device) for d in self.levels], [m.to(device) for m in self.mean],
                                [s.to(device) for s in self.std], self.channels)
 
@@ -93,7 +93,7 @@ class RealDescriptors:
                 "channels": self.channels}
 
     @classmethod
-    def from_state(cls, s: dict) -> "RealDescriptors":
+    def from_state(cls, s: dict) -> RealDescriptors:
         return cls([d.float() for d in s["levels"]], list(s["mean"]), list(s["std"]), int(s["channels"]))
 
 

@@ -18,7 +18,7 @@ MONITOR_METRICS = ("swd", "fid", "kid")
 BEST_NAME = "best.pt"
 
 
-def quality_hooks(trainer: "Trainer") -> list:
+def quality_hooks(trainer: Trainer) -> list:
     """The periodic quality monitor for this trainer's run (none when eval_every is 0 or there is no run folder)."""
     every = trainer.cfg.eval_every
     if every <= 0 or trainer.store is None:
@@ -31,7 +31,7 @@ class QualityMonitor:
     last log step, scores ``eval_samples`` images from the EMA generator (fixed latents, eval mode,
     no grad, own RNG so training is unchanged) against cached real statistics. Lower ``quality/score`` is better."""
 
-    def __init__(self, trainer: "Trainer", every: int):
+    def __init__(self, trainer: Trainer, every: int):
         cfg = trainer.cfg
         self.every = every
         self.n = max(16, cfg.eval_samples)
@@ -48,7 +48,7 @@ class QualityMonitor:
             self.metric = "swd"
 
     # ------------------------------------------------------------------ hook
-    def __call__(self, t: "Trainer", row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    def __call__(self, t: Trainer, row: dict[str, Any]) -> list[dict[str, Any]] | None:
         events, self.pending = self.pending, []
         state = t.extra_state.setdefault("metrics", {})
         last = state.get("last_step", 0) if isinstance(state.get("last_step"), int) else 0
@@ -68,7 +68,7 @@ class QualityMonitor:
         return events or None
 
     # ------------------------------------------------------------------ work
-    def _prepare(self, t: "Trainer") -> None:
+    def _prepare(self, t: Trainer) -> None:
         """Real-side statistics, once per session (and from the disk cache across sessions)."""
         if self._real is not None:
             return
@@ -89,7 +89,7 @@ class QualityMonitor:
             self._ref = feats
 
     @torch.no_grad()
-    def _evaluate(self, t: "Trainer", row: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
+    def _evaluate(self, t: Trainer, row: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         self._prepare(t)
         events, self.pending = self.pending, []

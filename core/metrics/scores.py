@@ -30,6 +30,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size:
         seed: int = 0) -> tuple[float, float]:
     """Kernel Inception Distance: mean and std of the polynomial-kernel MMD over random subsets (torchmetrics)."""
     import warnings
+
     from torchmetrics.image.kid import KernelInceptionDistance
     n = min(len(real), len(fake))
     # Subsets must be smaller than the sets, or every subset is the whole set and the std is 0.
@@ -48,6 +49,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size:
 def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
     """Inception Score exp(E KL(p(y|x) || p(y))): mean and std over splits (torchmetrics). Higher is better."""
     import warnings
+
     from torchmetrics.image.inception import InceptionScore
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "saves all features in a buffer": that is intended

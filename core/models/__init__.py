@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-# Importing the family modules runs their @register decorators; the order is the order listed to users.
-from core.models import mlp, dcgan, resnet_sn  # noqa: F401,E402
+# Importing the family modules runs their @register decorators (registry.LISTED_ORDER orders them for users).
+from core.models import dcgan, mlp, resnet_sn  # noqa: F401,E402
 from core.models.base import Discriminator, Generator
 from core.models.layers import MinibatchStdDev, SelfAttention, resolve_d_norm
 from core.models.registry import available_archs, build_models, register

@@ -1,7 +1,7 @@
 """Closed registry of model families: ``@register(name)`` builders and ``build_models(cfg, ...)``."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -9,6 +9,9 @@ from core.config import ConfigError, TrainConfig
 
 Builder = Callable[[TrainConfig, int, int], "tuple[nn.Module, nn.Module]"]
 _BUILDERS: dict[str, Builder] = {}
+# The order families are listed to users (the curriculum's, oldest first), whatever order their
+# modules happen to be imported in; a family missing here is listed after these, by name.
+LISTED_ORDER = ("mlp", "dcgan", "resnet-sn")
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -20,7 +23,7 @@ def register(name: str) -> Callable[[Builder], Builder]:
 
 
 def available_archs() -> tuple[str, ...]:
-    return tuple(_BUILDERS)
+    return tuple(sorted(_BUILDERS, key=lambda n: (LISTED_ORDER.index(n) if n in LISTED_ORDER else len(LISTED_ORDER), n)))
 
 
 def build_models(cfg: TrainConfig, channels: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -29,7 +32,7 @@ def build_models(cfg: TrainConfig, channels: int, num_classes: int = 0) -> tuple
     ``num_classes`` is ignored unless ``cfg.conditional``; unconditional models ignore labels.
     """
     if cfg.arch not in _BUILDERS:
-        raise ConfigError("arch", f"unknown architecture {cfg.arch!r}; valid: {', '.join(_BUILDERS)}")
+        raise ConfigError("arch", f"unknown architecture {cfg.arch!r}; valid: {', '.join(available_archs())}")
     r = cfg.resolution
     if not (isinstance(r, int) and 16 <= r <= 256 and r & (r - 1) == 0):
         raise ConfigError("resolution", f"must be a power of two between 16 and 256, got {r!r}")

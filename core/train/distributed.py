@@ -79,8 +79,8 @@ def create_distributed(cfg: TrainConfig, runs_dir: str | Path) -> Trainer:
 def resume_distributed(run_dir: str | Path, steps: int | None = None, minutes: float | None = None,
                        changes: dict | None = None) -> Trainer:
     """All ranks resume from the checkpoint rank 0 chose (broadcast by path)."""
-    from .setup import resume_run
     from ..runs import load_run
+    from .setup import resume_run
     cfg0 = TrainConfig.from_dict(load_run(run_dir).config)
     upd = dict(changes or {})
     if steps is not None:

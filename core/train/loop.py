@@ -41,7 +41,7 @@ Hook = Callable[["Trainer", dict], "list[dict[str, Any]] | None"]
 class LoopContext:
     """Mutable bookkeeping of one ``run_loop`` call (kept off the Trainer so the Trainer stays pure)."""
 
-    def __init__(self, t: "Trainer", hooks: Sequence[Hook], should_stop, on_event, on_status):
+    def __init__(self, t: Trainer, hooks: Sequence[Hook], should_stop, on_event, on_status):
         self.t = t
         self.should_stop = should_stop or (lambda: False)
         self.on_event = on_event or (lambda ev: None)
@@ -256,7 +256,7 @@ class LoopContext:
         return eta
 
 
-def run_loop(t: "Trainer", hooks: Sequence[Hook] = (), should_stop: Callable[[], bool] | None = None,
+def run_loop(t: Trainer, hooks: Sequence[Hook] = (), should_stop: Callable[[], bool] | None = None,
              on_event: Callable[[dict], None] | None = None,
              on_status: Callable[[dict], None] | None = None) -> str:
     """Train until steps/minutes are used up or a stop is asked for; return the final state.
@@ -339,7 +339,7 @@ def run_loop(t: "Trainer", hooks: Sequence[Hook] = (), should_stop: Callable[[],
     return final
 
 
-def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[str, str]:
+def _train(t: Trainer, ctx: LoopContext, final: str, message: str) -> tuple[str, str]:
     """Steps until done or stopped; returns (final state, message)."""
     cfg = t.cfg
     last_tick = time.perf_counter()
@@ -391,7 +391,7 @@ def _train(t: "Trainer", ctx: LoopContext, final: str, message: str) -> tuple[st
     return final, message
 
 
-def _roll_back(t: "Trainer", ctx: LoopContext, err: Diverged) -> bool:
+def _roll_back(t: Trainer, ctx: LoopContext, err: Diverged) -> bool:
     """``on_diverge=rollback``: once per run, reload the last good checkpoint with both learning
     rates divided by 4 and carry on. False (the run then ends as diverged) if not enabled, already
     used, distributed (every rank would have to agree), or no finite checkpoint exists."""

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -20,8 +21,8 @@ SHAPE_FIELDS = ("resolution", "arch", "latent_dim", "g_width", "d_width", "condi
 
 
 def library_versions() -> dict[str, str]:
-    import PIL
     import numpy
+    import PIL
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
            "pillow": PIL.__version__}
     try:

@@ -17,7 +17,7 @@ periodic re-check is skipped (it cost ~1.4 s at half speed each time at 64 px he
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

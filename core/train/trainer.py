@@ -4,7 +4,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,11 +16,11 @@ from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penal
 from ..models import build_models
 from ..runs import RunStore
 from .device import choose_threads, configure_cuda_math, pick_device, pick_precision, use_channels_last
-from .threads import make_thread_tuner
 from .ema import EMA
 from .rmsprop import ScalerAwareRMSprop
 from .sampler import TensorBatchSampler
 from .syncbn import bn_sync, convert_batchnorm
+from .threads import make_thread_tuner
 
 N_FIXED = 64  # samples in the fixed-latent grid (8 x 8)
 NOISE_KEY = "instance_noise"  # extra_state: where the instance-noise line was re-anchored (resume, fork)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
-
 
 import pandas as pd
 import streamlit as st
@@ -288,7 +286,7 @@ def cache_panel() -> None:
     """How much disk the decoded-image cache uses, its limit, and a way to empty it."""
     from core.data.cache import default_cache_dir
     from core.data.cache_evict import MAX_GB_ENV, cache_entries, clear, entries_dir, max_cache_bytes
-    from core.estimate import human_bytes
+    from core.units import human_bytes
 
     d = default_cache_dir()
     every = cache_entries(d)  # only entries the cache wrote: other files in the folder are never touched

@@ -3,11 +3,9 @@ into RUN_DIR/exports/, and download it. Thin over core.export."""
 from __future__ import annotations
 
 import io
-import sys
 import time
 import zipfile
 from pathlib import Path
-
 
 import streamlit as st
 

@@ -2,10 +2,8 @@
 and nearest training images. Thin over core.latent; every result is cached per run + checkpoint."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
-
 
 import streamlit as st
 import torch

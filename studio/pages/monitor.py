@@ -1,17 +1,15 @@
 """Monitor page: the live dashboard of one run (this server's job, a CLI run, or any run folder)."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
 
 import pandas as pd
 import streamlit as st
 
-from core.estimate import human_duration
 from core.run_logs import checkpoint_problems, metrics_problems
 from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control
+from core.units import human_duration
 from studio import actions, charts, state
 
 K_SELECT = "monitor_run"

@@ -1,9 +1,7 @@
 """Runs page: every run folder under the runs root, with actions, and an overlay to compare runs."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
 
 import pandas as pd
 import streamlit as st

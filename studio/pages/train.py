@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from core.config import PRESET_HELP, PRESETS, ConfigError, TrainConfig
+from studio import state
 
-from core.config import PRESET_HELP, PRESETS, ConfigError, TrainConfig  # noqa: E402
-from studio import state  # noqa: E402
 # The settings form and the process-count widgets live in their own modules; this page lays them out.
-from studio.train_form import K_CFG, W, config_form, init_state, label, on_preset, preset_values  # noqa: E402
-from studio.train_procs import chosen_processes, gpus_widget  # noqa: E402
-
+from studio.train_form import K_CFG, W, config_form, init_state, label, on_preset, preset_values
+from studio.train_procs import chosen_processes, gpus_widget
 
 K_EST_RUN = "gs_estimate_run"  # which script run of this session asked for an estimate last
 
@@ -43,7 +40,8 @@ def superseded_check():
 
 
 def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
-    from core.estimate import EstimateCancelled, cost_config, human_bytes, human_count, human_duration, images_per_second
+    from core.estimate import EstimateCancelled, cost_config, images_per_second
+    from core.units import human_bytes, human_count, human_duration
 
     info = st.session_state.get(state.K_DATASET_INFO) or {}
     same = st.session_state.get(state.K_DATASET) == cfg.data

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("GAN_STUDIO_CHROMIUM", "/usr/bin/chromium")
@@ -79,7 +79,7 @@ def studio_server(runs_dir: Path, port: int | None = None, env: dict | None = No
 
 
 @contextmanager
-def browser_page(width: int = 1440, height: int = 900) -> Iterator["object"]:
+def browser_page(width: int = 1440, height: int = 900) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

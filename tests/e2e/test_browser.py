@@ -5,16 +5,13 @@ gains points and a sample grid appears -> Stop -> the state becomes Stopped.
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
+import driver
 import pytest
 
-
-import driver
-
-pytestmark = [pytest.mark.e2e,
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(not driver.have_browser(), reason="needs playwright and /usr/bin/chromium")]
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from faultkit import ROOT, env_for_child, huge_png_header, jpeg_bytes, rgb_png
+from PIL import Image
 
 scan_mod = importlib.import_module("core.data.scan")
 
@@ -29,36 +28,47 @@ def build_hostile_folder(root: Path) -> tuple[set[str], dict[str, str]]:
     good: set[str] = set()
     for i in range(6):
         good.add(rgb_png(root / f"ok{i}.png", seed=i).name)
-    (root / "UPPER.JPG").write_bytes(jpeg_bytes(seed=10)); good.add("UPPER.JPG")
-    rgb_png(root / "LOUD.PNG", seed=11); good.add("LOUD.PNG")
+    (root / "UPPER.JPG").write_bytes(jpeg_bytes(seed=10))
+    good.add("UPPER.JPG")
+    rgb_png(root / "LOUD.PNG", seed=11)
+    good.add("LOUD.PNG")
     # 16-bit greyscale PNG (mode I;16)
     ramp = (np.arange(24 * 20, dtype=np.uint16).reshape(20, 24) * 130).astype(np.uint16)
-    Image.fromarray(ramp).save(root / "grey16.png"); good.add("grey16.png")
+    Image.fromarray(ramp).save(root / "grey16.png")
+    good.add("grey16.png")
     assert Image.open(root / "grey16.png").mode.startswith("I;16")
-    (root / "cmyk.jpg").write_bytes(jpeg_bytes(seed=12, mode="CMYK")); good.add("cmyk.jpg")
+    (root / "cmyk.jpg").write_bytes(jpeg_bytes(seed=12, mode="CMYK"))
+    good.add("cmyk.jpg")
     assert Image.open(root / "cmyk.jpg").mode == "CMYK"
     pal = Image.fromarray(np.random.default_rng(13).integers(0, 255, (18, 20, 3), dtype=np.uint8)).convert(
         "P", palette=Image.Palette.ADAPTIVE, colors=16)
-    pal.save(root / "palette_trns.png", transparency=0); good.add("palette_trns.png")
+    pal.save(root / "palette_trns.png", transparency=0)
+    good.add("palette_trns.png")
     assert "transparency" in Image.open(root / "palette_trns.png").info
     frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
     good.add("anim.gif")
     assert getattr(Image.open(root / "anim.gif"), "n_frames", 1) == 3
-    rgb_png(root / "sub" / "deep.png", seed=14); good.add("deep.png")
+    rgb_png(root / "sub" / "deep.png", seed=14)
+    good.add("deep.png")
     with open(os.fsencode(str(root)) + b"/" + NON_UTF8, "wb") as f:
         f.write(rgb_png(root / ".tmp-src.png", seed=15).read_bytes())
     os.unlink(root / ".tmp-src.png")
     good.add(os.fsdecode(NON_UTF8))
 
     bad: dict[str, str] = {}
-    (root / "truncated.jpg").write_bytes(jpeg_bytes(seed=16)[:700]); bad["truncated.jpg"] = "truncated or corrupt image"
-    (root / "zero.png").write_bytes(b""); bad["zero.png"] = "empty file (0 bytes)"
-    (root / "text.png").write_text("I am a text file\n"); bad["text.png"] = "not an image (format not recognised)"
+    (root / "truncated.jpg").write_bytes(jpeg_bytes(seed=16)[:700])
+    bad["truncated.jpg"] = "truncated or corrupt image"
+    (root / "zero.png").write_bytes(b"")
+    bad["zero.png"] = "empty file (0 bytes)"
+    (root / "text.png").write_text("I am a text file\n")
+    bad["text.png"] = "not an image (format not recognised)"
     (root / "bomb.png").write_bytes(huge_png_header(20000, 20000))
     bad["bomb.png"] = "too large: 400000000 pixels exceeds the decompression-bomb limit"
-    rgb_png(root / "secret.png", seed=17); bad["secret.png"] = "permission denied"
-    os.symlink(root / "does-not-exist.png", root / "dangling.png"); bad["dangling.png"] = "unreadable"
+    rgb_png(root / "secret.png", seed=17)
+    bad["secret.png"] = "permission denied"
+    os.symlink(root / "does-not-exist.png", root / "dangling.png")
+    bad["dangling.png"] = "unreadable"
     os.symlink(root, root / "sub" / "loop")  # a directory cycle: the walk must terminate, nothing counted twice
     (root / "notes.txt").write_text("not an image, ignored")
     return good, bad

@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from faultkit import ROOT, env_for_child, rgb_png, tiny
 
 from core.fsutil import read_jsonl
 from core.runs import RunError, load_run
-from core.train.checkpoint import list_checkpoints, load_checkpoint
 from core.train import run_training
-
+from core.train.checkpoint import list_checkpoints, load_checkpoint
 
 # ------------------------------------------------------------------ the cache owns only its entries
 USER_FILES = {

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from faultkit import ROOT, cli, env_for_child, tiny, wait_for
 
 from core.runs import RunError, RunStore, delete_run, resolve_inside, sanitize_name

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from faultkit import ROOT, TINY_CLI, cli, env_for_child, kill9, rgb_png, tiny, wait_for
 
 from core.fsutil import read_jsonl

@@ -57,7 +57,7 @@ class TrainConfig:
     clip_value: float = _f(0.01, "Weight clipping range for the wgan critic.", group="tricks")
     r1_weight: float = _f(0.0, "R1 penalty on real images' gradients (0 = off). Try 0.1-10 for stability.", group="tricks")
     label_smoothing: float = _f(0.0, "One-sided label smoothing: real targets become 1 - this (bce and lsgan). 0.1 helps an overconfident D.", group="tricks")
-    instance_noise: float = _f(0.0, "Std of Gaussian noise added to D's inputs, annealed to 0 over the run. 0.1 helps when D wins early.", group="tricks")
+    instance_noise: float = _f(0.0, "Std of Gaussian noise added to D's inputs, annealed linearly to 0 by the end of the run (its steps or its minutes budget, whichever ends it; a resume continues from the level reached). 0.1 helps when D wins early.", group="tricks")
     spectral_norm: bool = _f(False, "Spectral normalisation on D's layers (always on for resnet-sn). Keeps D Lipschitz and training stable.", group="tricks")
     minibatch_std: bool = _f(False, "Minibatch standard-deviation layer in D: lets D see batch diversity, fights mode collapse.", group="tricks")
     ema: float = _f(0.999, "Decay of an exponential moving average of G's weights used for samples and export (0 = off).", group="tricks")

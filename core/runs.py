@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -185,16 +186,15 @@ class RunStore:
 
 
 # -------------------------------------------------------------------- control
+CONTROL_STATES = ("running", "paused", "stopped")
+CONTROL_MAX_BYTES = 64 * 1024  # a real control file is ~100 bytes; anything this big is not one
+
+
 def write_control(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
     """Ask a training process to change state: {"state": "running|paused|stopped"}, or
     ``checkpoint=True`` to request a checkpoint (a counter, so repeated requests are all seen)."""
     path = Path(run_dir) / RunStore.CONTROL
-    try:
-        ctl = read_json(path)
-        if not isinstance(ctl, dict):
-            ctl = {}
-    except ValueError:
-        ctl = {}
+    ctl = read_control(run_dir)  # only the fields that were usable: a damaged file is replaced whole
     if changes.pop("checkpoint", False):
         ctl["checkpoint_seq"] = int(ctl.get("checkpoint_seq", 0)) + 1
     ctl.update(changes)
@@ -204,11 +204,61 @@ def write_control(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
 
 
 def read_control(run_dir: str | Path) -> dict[str, Any]:
+    """The usable fields of ``control.json`` (see ``read_control_checked``); {} when there is none."""
+    return read_control_checked(run_dir)[0]
+
+
+def read_control_checked(run_dir: str | Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """(usable fields, problems as (field, why)) of a run's control file.
+
+    Why so careful: other processes write it (the studio, a cluster script, a newer version), so
+    it may be half-written, huge, deeply nested or mistyped, and the training that polls it must
+    never fail on it. Size is bounded before reading; fields are kept only with the right type:
+    ``state`` one of CONTROL_STATES, ``time`` a finite number, ``checkpoint_seq`` an integer.
+    """
+    path = Path(run_dir) / RunStore.CONTROL
+    name = RunStore.CONTROL
     try:
-        ctl = read_json(Path(run_dir) / RunStore.CONTROL)
-        return ctl if isinstance(ctl, dict) else {}
-    except ValueError:
-        return {}
+        size = path.stat().st_size
+        if size > CONTROL_MAX_BYTES:
+            return {}, [(name, f"it is {size:,} bytes, far more than a control file holds (limit {CONTROL_MAX_BYTES:,})")]
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = "it is nested too deeply" if isinstance(e, RecursionError) else "it is not valid JSON (half-written or damaged)"
+        return {}, [(name, why)]
+    if not isinstance(raw, dict):
+        return {}, [(name, f"it holds a JSON {type(raw).__name__}, not an object")]
+    clean: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+
+    def bad(field: str, want: str) -> None:
+        problems.append((field, f"{field}={_short(raw[field])} is not {want}"))
+
+    if "state" in raw:
+        if raw["state"] in CONTROL_STATES:
+            clean["state"] = raw["state"]
+        else:
+            bad("state", "one of " + ", ".join(CONTROL_STATES))
+    if "time" in raw:
+        t = raw["time"]
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+            clean["time"] = float(t)
+        else:
+            bad("time", "a finite number of seconds since 1970")
+    if "checkpoint_seq" in raw:
+        q = raw["checkpoint_seq"]
+        if isinstance(q, int) and not isinstance(q, bool):
+            clean["checkpoint_seq"] = q
+        else:
+            bad("checkpoint_seq", "an integer")
+    return clean, problems
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # -------------------------------------------------------------------- reading

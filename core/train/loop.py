@@ -14,7 +14,7 @@ import torch
 
 from ..fsutil import atomic_write_bytes
 from ..imaging import grid_png
-from ..runs import read_control
+from ..runs import read_control, read_control_checked
 from .checkpoint import BEST_NAME, checkpoint_name, rotate_checkpoints, save_checkpoint
 from .ranks import any_across_ranks, mean_across_ranks
 
@@ -58,6 +58,7 @@ class LoopContext:
         self.sec_per_step: float | None = None
         self.last_control_check = 0.0
         self.control_mtime = None
+        self.control_warned: set[tuple[str, str]] = set()
         # Requests already in control.json when this process starts were meant for an earlier one.
         self.ckpt_seq_seen = read_control(t.store.path).get("checkpoint_seq") if t.store else None
         self.paused = False
@@ -106,11 +107,19 @@ class LoopContext:
         if mtime == self.control_mtime:
             return
         self.control_mtime = mtime
-        ctl = read_control(self.t.store.path)
+        ctl, problems = read_control_checked(self.t.store.path)
+        for field, why in problems:  # what cannot be used is ignored, and said once per problem
+            if (field, why) not in self.control_warned:
+                self.control_warned.add((field, why))
+                where = "control.json" if field == "control.json" else f"{field} in control.json"
+                self.event("warning", message=f"Ignored {where} ({path}): {why}. Training goes on; "
+                                              "write the file again with the studio or `write_control`.")
         seq = ctl.get("checkpoint_seq")
         if seq is not None and seq != self.ckpt_seq_seen:
             self.ckpt_seq_seen = seq
             self.ckpt_requested = True
+        if "state" in ctl and "time" not in ctl:
+            return  # a command without a valid time cannot be told from one left over by an earlier process
         if ctl.get("time", 0) < self.start_wall:
             return  # a command left over from before this process started (e.g. "stopped" before resume)
         state = ctl.get("state")

@@ -190,17 +190,11 @@ def check_torchrun(sz: dict, dev: torch.device, workdir: Path) -> dict[str, Any]
 def export_builtin_pngs(n: int, root: Path, resolution: int = 64) -> Path:
     """The built-in shapes as a class-per-folder PNG tree: data the textbook loop's ImageFolder
     reads on any machine (the GPU machine has no Fashion-MNIST and no internet)."""
-    from PIL import Image
-
     from ..data import load_dataset
+    from .speed import write_class_pngs
     ds = load_dataset("shapes", resolution)
-    imgs = ds.images[:n].permute(0, 2, 3, 1).numpy()
-    labels = ds.labels[:n].tolist() if ds.labels is not None else [0] * len(imgs)
-    for i, (img, y) in enumerate(zip(imgs, labels)):
-        d = root / f"class_{int(y)}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img if img.shape[-1] == 3 else img[..., 0]).convert("RGB").save(d / f"{i:05d}.png")
-    return root
+    labels = ds.labels[:n].tolist() if ds.labels is not None else [0] * min(n, len(ds))
+    return write_class_pngs(ds.images[:n].numpy(), labels, root)
 
 
 def check_speed(sz: dict, dev: torch.device, workdir: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:

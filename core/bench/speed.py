@@ -37,8 +37,6 @@ QUICK_CONFIGS = ((32, 64),)
 # ------------------------------------------------------------------ data
 def export_fashion_pngs(n: int = DEFAULT_IMAGES, root: str | Path | None = None) -> Path:
     """Write the first ``n`` Fashion-MNIST training images as PNGs (one subfolder per class), once."""
-    from PIL import Image
-
     from ..data import default_cache_dir
     from ..data.builtin import _find_idx, _load_mnist_like
 
@@ -51,11 +49,19 @@ def export_fashion_pngs(n: int = DEFAULT_IMAGES, root: str | Path | None = None)
         _load_mnist_like("fashion-mnist", cache)  # downloads when there is no local copy
     images, labels = _load_mnist_like("fashion-mnist", cache)
     n = min(n, len(images))
-    for i in range(n):
-        d = root / f"class_{int(labels[i])}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(images[i, 0]).save(d / f"{i:05d}.png")
+    write_class_pngs(images[:n], labels[:n], root)
     done.write_text(str(n))
+    return root
+
+
+def write_class_pngs(images, labels, root: Path) -> Path:
+    """uint8 images (N, C, H, W; C = 1 or 3) as ``root/class_<label>/<i>.png``: the layout the
+    textbook loop's ImageFolder reads."""
+    from PIL import Image
+    for i, (img, y) in enumerate(zip(images, labels)):
+        d = root / f"class_{int(y)}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)).save(d / f"{i:05d}.png")
     return root
 
 

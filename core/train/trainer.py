@@ -155,27 +155,26 @@ class Trainer:
         return z, y
 
     # ------------------------------------------------------------------ schedules
-    def progress(self, cfg: TrainConfig | None = None, step: int | None = None,
-                 seconds: float | None = None) -> float:
-        """How much of the run's plan is done, 0..1: steps or, with a minutes budget, training
-        time, whichever runs out first (the same rule that ends the run)."""
+    def progress(self, cfg: TrainConfig | None = None) -> float:
+        """How much of the run's plan (``cfg``, default this trainer's) is done, 0..1: steps or,
+        with a minutes budget, training time, whichever runs out first (the rule that ends the run)."""
         cfg = cfg or self.cfg
-        step = self.step_count if step is None else step
-        seconds = self.train_seconds if seconds is None else seconds
-        p = step / cfg.steps
+        p = self.step_count / cfg.steps
         if cfg.minutes > 0:
-            p = max(p, seconds / (cfg.minutes * 60))
+            p = max(p, self.train_seconds / (cfg.minutes * 60))
         return min(1.0, max(0.0, p))
 
-    def instance_noise_std(self) -> float:
+    def instance_noise_std(self, cfg: TrainConfig | None = None) -> float:
         """Instance noise falls linearly to 0 at the end of the plan. A resume with a new budget
         (or a fork) re-anchors the line at the std it had reached (or the fork's setting), so the
-        schedule never jumps back up; with the plan unchanged it is the uninterrupted line."""
+        schedule never jumps back up; with the plan unchanged it is the uninterrupted line.
+        ``cfg``: the plan to read it under (default this trainer's)."""
+        cfg = cfg or self.cfg
         a = self.extra_state.get(NOISE_KEY)
-        p0, std0 = (float(a["p0"]), float(a["std0"])) if isinstance(a, dict) else (0.0, self.cfg.instance_noise)
+        p0, std0 = (float(a["p0"]), float(a["std0"])) if isinstance(a, dict) else (0.0, cfg.instance_noise)
         if p0 >= 1.0:
             return 0.0
-        return std0 * max(0.0, 1.0 - (self.progress() - p0) / (1.0 - p0))
+        return std0 * max(0.0, 1.0 - (self.progress(cfg) - p0) / (1.0 - p0))
 
     def _anchor_instance_noise(self, saved: dict[str, Any], weights_only: bool) -> None:
         if self.cfg.instance_noise <= 0:
@@ -183,24 +182,14 @@ class Trainer:
             return
         try:
             old = TrainConfig.from_dict(saved["config"])
-        except Exception:  # an old or foreign config: treat it as a new plan
+        except (KeyError, TypeError, ValueError):  # an old or foreign config: treat it as a new plan
             old = None
-        same = (old is not None and not weights_only and old.instance_noise == self.cfg.instance_noise
-                and old.steps == self.cfg.steps and old.minutes == self.cfg.minutes)
-        if same:
+        same_noise = old is not None and not weights_only and old.instance_noise == self.cfg.instance_noise
+        if same_noise and old.steps == self.cfg.steps and old.minutes == self.cfg.minutes:
             return  # the saved anchor (if any) still describes this plan
-        if old is not None and not weights_only and old.instance_noise == self.cfg.instance_noise:
-            std_now = self._std_under(old)  # a new budget: continue from where the noise was
-        else:
-            std_now = self.cfg.instance_noise  # a fork or a changed setting: the new value, from now on
+        # A new budget: continue from where the noise was; a fork or a changed setting: the new value.
+        std_now = self.instance_noise_std(old) if same_noise else self.cfg.instance_noise
         self.extra_state[NOISE_KEY] = {"p0": self.progress(), "std0": std_now}
-
-    def _std_under(self, old_cfg: TrainConfig) -> float:
-        cfg, self.cfg = self.cfg, old_cfg
-        try:
-            return self.instance_noise_std()
-        finally:
-            self.cfg = cfg
 
     def _d_input(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: instance noise (annealed to 0 over the run), then DiffAugment."""

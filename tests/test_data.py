@@ -368,7 +368,7 @@ def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
 
     from PIL import Image
 
-    from core.data.cache import FORMAT_VERSION, folder_key
+    from core.data.cache import DECODE_VERSION, FORMAT_VERSION, folder_key
     from core.data.scan import list_folder, scan
     root = tmp_path / "d"
     for i, sub in enumerate(("a", "b", "a", "b", "b/deeper", "b/deeper")):
@@ -378,7 +378,7 @@ def test_cache_keys_use_relative_paths_exactly_as_relpath(tmp_path):
     assert [c.rel for c in listing.candidates] == [os.path.relpath(c.path, listing.root) for c in listing.candidates]
     assert any(os.sep + "deeper" + os.sep in os.sep + c.rel for c in listing.candidates)
     rep = scan(root)
-    h = hashlib.sha1(f"gan-studio-cache v{FORMAT_VERSION} folder r16 c3\n".encode())
+    h = hashlib.sha1(f"gan-studio-cache v{FORMAT_VERSION} folder d{DECODE_VERSION} r16 c3\n".encode())
     for r in rep.images:
         h.update(os.fsencode(os.path.relpath(r.path, rep.root)) + b"\0%d\0%d\0%d\n" % (r.size, r.mtime_ns, r.label))
     assert folder_key(rep, 16, 3) == h.hexdigest()

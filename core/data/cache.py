@@ -20,6 +20,9 @@ from .parallel import chunked, map_chunks
 from .scan import ScanReport, display_path, list_folder, listing_key, scan
 
 FORMAT_VERSION = 1
+# Bumped when decode.load_image would give different pixels for the same file (2: crop at source
+# size, then resize), so a folder is decoded afresh instead of mixing old and new pixels.
+DECODE_VERSION = 2
 ProgressFn = Callable[[int, int], None]
 
 
@@ -58,7 +61,7 @@ def _entry_folders(cache_dir: str | os.PathLike | None) -> tuple[Path, Path]:
 
 def folder_key(report: ScanReport, resolution: int, channels: int) -> str:
     """sha1 over every usable file's (relative path, size, mtime_ns) + resolution + channels."""
-    h = hashlib.sha1(f"gan-studio-cache v{FORMAT_VERSION} folder r{resolution} c{channels}\n".encode())
+    h = hashlib.sha1(f"gan-studio-cache v{FORMAT_VERSION} folder d{DECODE_VERSION} r{resolution} c{channels}\n".encode())
     prefix = report.root.rstrip(os.sep) + os.sep
     for r in report.images:
         # Paths come from walking the root, so slicing gives relpath()'s answer ~10x faster (60k files: 0.3 s).

@@ -67,14 +67,17 @@ def _adapt_progress(progress: Callable[..., Any] | None) -> Callable[[str], Call
 
 
 def _too_few(report: ScanReport, folder: str) -> DataError:
-    msg = f"{folder}: found {report.usable} usable images, need at least {MIN_IMAGES}."
+    n = report.usable
+    msg = f"{folder}: found {n} usable image{'' if n == 1 else 's'}, need at least {MIN_IMAGES}."
     if report.rejected:
         top = "; ".join(f"{n} x {why}" for why, n in report.reason_counts().most_common(3))
         msg += f" Rejected {len(report.rejected)} files ({top})."
     if report.ignored:
         msg += f" Ignored {report.ignored} files that are not png/jpg/jpeg/webp/bmp/gif/tif/tiff."
-    if not report.rejected and not report.ignored:
+    if not n and not report.rejected and not report.ignored:
         msg += " The folder (and its subfolders) holds no image files."
+    elif n and not report.rejected:
+        msg += f" Add at least {MIN_IMAGES - n} more image{'' if MIN_IMAGES - n == 1 else 's'} to it."
     return DataError(msg)
 
 

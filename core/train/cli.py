@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -107,10 +108,23 @@ def _train(trainer, quiet: bool = False) -> int:
     return 0 if final in ("finished", "stopped") else 1
 
 
+def _check_runs_dir(path: str) -> None:
+    """Refuse a runs folder that cannot hold runs before the data is loaded (minutes on a big folder)."""
+    p = Path(path).expanduser()
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise ConfigError("--runs-dir", f"{q} is a file, not a folder; pass a folder to hold the run folders")
+            if not os.access(q, os.W_OK | os.X_OK):
+                raise ConfigError("--runs-dir", f"cannot create run folders under {q}: permission denied")
+            return
+
+
 def cmd_train(args) -> int:
     from . import distributed
     from .setup import create_run
     cfg = _config_from_args(args)
+    _check_runs_dir(args.runs_dir)
     if distributed.is_distributed_launch():
         return _train_distributed(lambda: distributed.create_distributed(cfg, args.runs_dir), args)
     print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
@@ -158,23 +172,26 @@ def _train_distributed(make, args) -> int:
         distributed.shutdown(trainer, in_step)
 
 
+def field_help(name: str) -> str:
+    """A config field's own help text and default, so `train --help` says what the studio says."""
+    f = TrainConfig.__dataclass_fields__[name]
+    # argparse formats help with %: a literal percent in a help text must be doubled.
+    return f"{f.metadata.get('help', '')} (default: {f.default})".replace("%", "%%")
+
+
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="train a new run")
-    t.add_argument("--data", help="image folder or built-in dataset (shapes, fashion-mnist, mnist, cifar10)")
-    t.add_argument("--arch", help="mlp, dcgan or resnet-sn")
-    t.add_argument("--loss", help="bce, wgan, wgan-gp, hinge or lsgan")
-    t.add_argument("--resolution", type=int)
-    t.add_argument("--steps", type=int)
-    t.add_argument("--minutes", type=float, help="wall-clock budget (stops at whichever of steps/minutes is first)")
-    t.add_argument("--batch-size", dest="batch_size", type=int)
-    t.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
-    t.add_argument("--seed", type=int)
+    for flag, name, kind in (("--data", "data", str), ("--arch", "arch", str), ("--loss", "loss", str),
+                             ("--resolution", "resolution", int), ("--steps", "steps", int),
+                             ("--minutes", "minutes", float), ("--batch-size", "batch_size", int),
+                             ("--device", "device", str), ("--seed", "seed", int)):
+        t.add_argument(flag, dest=name, type=kind, help=field_help(name))
     t.add_argument("--name", help="run name used in the folder name")
     t.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
     t.add_argument("--config", help="a saved config JSON (a run's config.json works)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (repeatable)")
-    t.add_argument("--runs-dir", default="runs")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--runs-dir", default="runs", help="folder that holds the run folders (default: runs)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar; findings and the final line only")
     t.add_argument("--announce", metavar="FILE", help="write the run folder's path to FILE once it exists "
                    "(lets a launcher such as the studio find a torchrun job's folder)")
     t.set_defaults(func=cmd_train)
@@ -185,5 +202,5 @@ def add_parser(sub) -> None:
     r.add_argument("--minutes", type=float, help="new total training time in minutes, counting earlier sessions "
                    "(0 = no time limit)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a non-structural field (e.g. lr_g)")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar; findings and the final line only")
     r.set_defaults(func=cmd_resume)

@@ -117,6 +117,18 @@ def build_command(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def open_browser(url: str, port: int) -> bool:
+    """Open ``url`` in the user's browser; where none can be opened (a server, SSH), say plainly what to do."""
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print(f"No browser could be opened on this machine. Open {url} in your browser; from another "
+              f"computer, forward the port first: ssh -L {port}:localhost:{port} THIS_MACHINE", flush=True)
+    return opened
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Start GAN Studio in your browser.")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
@@ -172,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if wait_for_port("127.0.0.1" if args.host in ("127.0.0.1", "0.0.0.0") else args.host, args.port, proc):
             print(f"GAN Studio is running at {url}  (runs folder: {runs_dir}; Ctrl-C to stop)", flush=True)
             if not args.no_browser:
-                try:
-                    webbrowser.open(url)
-                except webbrowser.Error:
-                    pass
+                open_browser(url, args.port)
 
     threading.Thread(target=announce, daemon=True).start()
     while True:

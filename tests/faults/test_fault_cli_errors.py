@@ -40,3 +40,15 @@ def test_too_few_images_does_not_say_there_are_none(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "holds no image files" in str(_too_few(scan(empty), str(empty)))
+
+
+def test_the_launcher_prints_the_url_when_no_browser_opens(monkeypatch, capsys):
+    import webbrowser
+
+    import run_studio
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)  # what a headless server's webbrowser answers
+    assert run_studio.open_browser("http://localhost:8501", 8501) is False
+    out = capsys.readouterr().out
+    assert "Open http://localhost:8501 in your browser" in out and "ssh -L 8501:localhost:8501" in out
+    monkeypatch.setattr(webbrowser, "open", lambda url: True)
+    assert run_studio.open_browser("http://localhost:8501", 8501) is True and not capsys.readouterr().out

@@ -134,22 +134,62 @@ def read_jsonl(path: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]],
             continue
         try:
             rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError, MemoryError):  # damaged, half-written or hostile (deep) line
             continue
         if isinstance(rec, dict):
             out.append(rec)
     return out, offset + end + 1
 
 
-def read_json(path: str | Path) -> Any:
-    """Load a JSON file; raise ValueError naming the file when it is missing or broken."""
+JSON_MAX_BYTES = 8 << 20  # config.json / status.json are a few KB; a run folder file this large is not ours
+JSON_MAX_DEPTH = 64  # ours nest 3-4 levels; deeper structures would only feed recursion further on
+
+
+def loads_bounded(text: str | bytes, what: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """``json.loads`` that never raises anything but ValueError naming ``what``.
+
+    Why: files in a run folder are written by other processes and can be half-written or hostile;
+    a deep array raises RecursionError, a huge one MemoryError. NaN/Infinity (which Python's json
+    writes and reads) become None so every number a reader gets is finite."""
+    try:
+        obj = json.loads(text, parse_constant=lambda _c: None)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to be one of ours") from None
+    except MemoryError:
+        raise ValueError(f"{what} is too large to read") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{what} is unreadable or not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    if json_depth(obj, max_depth) > max_depth:
+        raise ValueError(f"{what} is nested more than {max_depth} levels deep; it is not one of ours")
+    return obj
+
+
+def json_depth(obj: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, counted without recursion and stopping past ``limit``."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def read_json(path: str | Path, max_bytes: int = JSON_MAX_BYTES) -> Any:
+    """Load a JSON file; raise ValueError naming the file when it is missing, too large, too deep or broken."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
     except FileNotFoundError:
         raise ValueError(f"{p.name} is missing in {p.parent}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p} is unreadable or not valid JSON ({e})") from None
+    except OSError as e:
+        raise ValueError(f"{p} is unreadable ({e.strerror or type(e).__name__})") from None
+    if len(data) > max_bytes:
+        raise ValueError(f"{p} is larger than {max_bytes >> 20} MB; it is not one of ours")
+    return loads_bounded(data, str(p))
 
 
 class FileLock:

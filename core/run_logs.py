@@ -66,13 +66,13 @@ def _parse_lines(lines: list[bytes]) -> tuple[list[dict[str, Any]], int]:
         recs = json.loads(b"[" + b",".join(lines) + b"]")
         if all(isinstance(r, dict) for r in recs):
             return recs, 0
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError, MemoryError):  # one damaged or hostile (deep) line: go line by line
         pass
     out, bad = [], 0
     for ln in lines:
         try:
             r = json.loads(ln)
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        except (ValueError, RecursionError, MemoryError):
             bad += 1
             continue
         if isinstance(r, dict):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .fsutil import FileLock, JsonlAppender, atomic_write_json, metrics_row, read_json, read_jsonl
+from .run_fields import META_KINDS, STATUS_KINDS, check_config, check_fields
 
 STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
 ACTIVE_STATES = ("starting", "running", "paused")
@@ -328,7 +329,8 @@ class RunInfo:
 
 
 def load_run(path: str | Path) -> RunInfo:
-    """Read a run folder without ever raising for broken contents."""
+    """Read a run folder without ever raising for broken contents: a file that cannot be read, and
+    each field of the wrong type, becomes one line in ``problems`` (and is left out)."""
     p = Path(path)
     info = RunInfo(path=p, name=p.name)
     if not p.is_dir():
@@ -337,8 +339,10 @@ def load_run(path: str | Path) -> RunInfo:
     try:
         raw = read_json(p / RunStore.CONFIG)
         if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
-            info.config = raw["config"]
-            info.meta = {k: v for k, v in raw.items() if k != "config"}
+            where = f"{RunStore.CONFIG} in {p.name}"
+            info.config, bad = check_config(raw["config"], where)
+            info.meta, bad_meta = check_fields({k: v for k, v in raw.items() if k != "config"}, META_KINDS, where)
+            info.problems += bad + bad_meta
         else:
             info.problems.append(f"{RunStore.CONFIG} in {p.name} has no 'config' object")
     except ValueError as e:
@@ -346,7 +350,8 @@ def load_run(path: str | Path) -> RunInfo:
     try:
         st = read_json(p / RunStore.STATUS)
         if isinstance(st, dict):
-            info.status = st
+            info.status, bad = check_fields(st, STATUS_KINDS, f"{RunStore.STATUS} in {p.name}", STATES)
+            info.problems += bad
         else:
             info.problems.append(f"{RunStore.STATUS} in {p.name} is not a JSON object")
     except ValueError as e:

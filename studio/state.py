@@ -106,13 +106,18 @@ def run_info(path: str | Path) -> RunInfo:
 
 
 # ------------------------------------------------------------------ images
+MAX_SHOWN_PIXELS = 16 << 20  # a sample grid is at most a few MP; more is not an image of ours to show
+MAX_SHOWN_BYTES = 64 << 20
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _png_file(path: str, mtime: float, min_width: int) -> bytes | None:
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_SHOWN_BYTES + 1)
     except OSError:
         return None
-    return upscale_png(data, min_width)
+    return upscale_png(data, min_width) if len(data) <= MAX_SHOWN_BYTES else None
 
 
 def upscale_png(data: bytes, min_width: int) -> bytes | None:
@@ -121,12 +126,20 @@ def upscale_png(data: bytes, min_width: int) -> bytes | None:
 
     try:
         img = Image.open(io.BytesIO(data))
+        # The header is read first: a file in a run folder claiming 30000 x 30000 px is refused
+        # before any pixel is decoded (Pillow's bomb guard would raise, or warn and decode ~2.7 GB).
+        if img.width * img.height > MAX_SHOWN_PIXELS:
+            return None
         img.load()
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, MemoryError):
         return None
     if img.width >= min_width:
         return data
+    # Upscale, but never past MAX_SHOWN_PIXELS (a 1 x 5000 px strip would otherwise grow 512-fold each way).
     s = int(math.ceil(min_width / max(1, img.width)))
+    s = max(1, min(s, int(math.sqrt(MAX_SHOWN_PIXELS / max(1, img.width * img.height)))))
+    if s == 1:
+        return data
     img = img.resize((img.width * s, img.height * s), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")

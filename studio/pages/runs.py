@@ -187,6 +187,22 @@ def run_card(info: RunInfo, idx: str) -> None:
                 st.error(f"{info.state.capitalize()}: {err['message']}", icon=":material/error:")
 
 
+def isolated_card(info: RunInfo) -> None:
+    """One run's card; if drawing it fails, an error card naming its folder (with Delete) takes its place,
+    so one damaged run never hides the runs below it nor blocks its own deletion."""
+    slot = st.empty()
+    try:
+        with slot.container():
+            run_card(info, info.name)
+    except Exception as e:  # noqa: BLE001 - whatever a damaged folder provokes, the page goes on
+        slot.empty()
+        with slot.container(border=True):
+            st.error(f"**{state.esc(info.name)}** cannot be shown: {state.esc(str(e) or type(e).__name__)}",
+                     icon=":material/broken_image:")
+            st.caption(f"Folder: `{info.path}`")
+            actions.delete_popover(info, key=f"delbroken_{info.name}")
+
+
 def compare(runs: list[RunInfo]) -> None:
     st.subheader("Compare runs", divider="gray")
     with_metrics = [r for r in runs if len(state.histories().metrics(r.path)) > 0]
@@ -255,7 +271,7 @@ def main() -> None:
                + (f" · {len(shown)} shown" if len(shown) != len(runs) else ""))
     limit = st.session_state.get("runs_limit", PAGE_SIZE)
     for info in shown[:limit]:
-        run_card(info, info.name)
+        isolated_card(info)
     if len(shown) > limit:
         if st.button(f"Show {min(PAGE_SIZE, len(shown) - limit)} more", key="more"):
             st.session_state["runs_limit"] = limit + PAGE_SIZE

@@ -10,7 +10,7 @@ import streamlit as st
 from core.run_logs import checkpoint_problems, metrics_problems
 from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control
 from core.units import human_duration
-from studio import actions, charts, state
+from studio import actions, charts, samples_view, state
 
 K_SELECT = "monitor_run"
 K_LIVE = "monitor_live"
@@ -56,10 +56,12 @@ def pick_run(runs: list[RunInfo]) -> RunInfo | None:
 
 
 # ------------------------------------------------------------------ live header
-def header(run_dir: str, was_active: bool) -> None:
+def header(run_dir: str, drawn_state: str) -> None:
     info = load_run(run_dir)
     active = info.state in ACTIVE_STATES
-    if active != was_active:  # started or ended since the page was drawn: redraw with the right refresh rate
+    # Started, paused, resumed or ended since the page was drawn: redraw it all, so the run selector
+    # says so too and the live parts get the right refresh rate.
+    if info.state != drawn_state:
         st.rerun()
     ev = state.histories().events(run_dir)
     crit = [f for f in ev.active_findings() if f.get("severity") == "critical"]
@@ -113,30 +115,38 @@ def header(run_dir: str, was_active: bool) -> None:
 
 def controls(info: RunInfo, active: bool) -> None:
     run_dir = info.path
+    # The buttons act in on_click callbacks, which run before this is drawn: the control file read
+    # here already holds the request, so "Pausing…" shows at once rather than at the next refresh.
     ctl = read_control(run_dir)
     paused = info.state == "paused"
+    asked = ctl.get("state")
+
+    def button(label: str, key: str, icon: str, action: str, help: str, **kw) -> None:  # noqa: A002
+        st.button(label, key=key, icon=icon, help=help, on_click=actions.control, args=(run_dir, action), **kw)
+
     with st.container(horizontal=True, horizontal_alignment="right", gap="small"):
         if active:
             if paused:
-                if st.button("Resume", key="ctl_resume", icon=":material/play_arrow:", type="primary",
-                             help="Continue training."):
-                    actions.control(run_dir, "resume")
-            elif st.button("Pause", key="ctl_pause", icon=":material/pause:",
-                           help="Pause after the current step; the run keeps its place."):
-                actions.control(run_dir, "pause")
-            if st.button("Stop", key="ctl_stop", icon=":material/stop:",
-                         help="Save a checkpoint and stop. You can resume it later from the Runs page."):
-                actions.control(run_dir, "stop")
-            if st.button("Save checkpoint now", key="ctl_ckpt", icon=":material/save:",
-                         help="Write a full checkpoint at the next step, without stopping."):
-                actions.control(run_dir, "checkpoint")
+                button("Resume", "ctl_resume", ":material/play_arrow:", "resume", "Continue training.",
+                       type="primary")
+            elif asked == "paused":
+                button("Pausing…", "ctl_pausing", ":material/hourglass_top:", "resume",
+                       "The run pauses after its current step. Click to cancel the pause.")
+            else:
+                button("Pause", "ctl_pause", ":material/pause:", "pause",
+                       "Pause after the current step; the run keeps its place.")
+            button("Stop", "ctl_stop", ":material/stop:", "stop",
+                   "Save a checkpoint and stop. You can resume it later from the Runs page.",
+                   disabled=asked == "stopped")
+            button("Save checkpoint now", "ctl_ckpt", ":material/save:", "checkpoint",
+                   "Write a full checkpoint at the next step, without stopping.")
         elif info.config:
             actions.resume_popover(info, key="mon_resume", width="content", on_monitor=True)
             actions.fork_popover(info, key="mon_fork", width="content", on_monitor=True)
-    if active and ctl.get("state") == "stopped":
+    if active and asked == "stopped":
         st.caption("Stopping… (the run saves a checkpoint first)")
-    elif active and ctl.get("state") == "paused" and not paused:
-        st.caption("Pausing…")
+    elif active and asked == "paused" and not paused:
+        st.caption("Pausing… (after the current step)")
 
 
 # ------------------------------------------------------------------ live charts and samples
@@ -144,7 +154,10 @@ def live_body(run_dir: str, loss: str) -> None:
     h = state.histories().metrics(run_dir)
     info = load_run(run_dir)
     n_find = len(state.histories().events(run_dir).active_findings())
-    left, right = st.columns([2.3, 1], gap="medium")
+    large = bool(st.session_state.get(samples_view.K_LARGE))
+    if large:  # the grids across the page, above the charts
+        samples(info, large=True)
+    left, right = (st.container(), None) if large else st.columns([2.3, 1], gap="medium")
     with left:
         chart_tab, diag_tab, log_tab = st.tabs(
             [":material/show_chart: Charts",
@@ -156,8 +169,9 @@ def live_body(run_dir: str, loss: str) -> None:
             diagnostics(info)
         with log_tab:
             event_log(run_dir)
-    with right:
-        samples(info)
+    if right is not None:
+        with right:
+            samples(info)
 
 
 def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
@@ -200,35 +214,15 @@ def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
     st.caption(f"{len(h):,} metric rows · last logged step {int(last_step):,}" if last_step is not None else "")
 
 
-def samples(info: RunInfo) -> None:
-    grids = info.samples()
+def samples(info: RunInfo, large: bool = False) -> None:
     with st.container(border=True):
-        if not grids:
-            st.markdown("##### Generated")
-            st.info(f"The first sample grid appears after {info.config.get('sample_every', 'a few')} steps.",
-                    icon=":material/hourglass_top:")
-        else:
-            steps = [s for s, _ in grids]
-            key = f"scrub_{info.name}"
-            follow_key = f"{key}_follow"
-            if key not in st.session_state or st.session_state.get(follow_key, True) \
-                    or st.session_state[key] not in steps:
-                st.session_state[key] = steps[-1]
-            chosen = st.session_state[key]
-            st.markdown(f"##### Generated · step {chosen:,}")
-            path = dict(grids)[chosen]
-            state.show_png(state.png_file(path, min_width=480), missing="This sample grid is unreadable.")
-            if len(steps) > 1:
-                val = st.select_slider("Scrub through training", steps, key=key, format_func=lambda s: f"{s:,}",
-                                       help="Every grid comes from the same fixed noise vectors, so you can watch "
-                                            "the same images take shape.")
-                st.session_state[follow_key] = val == steps[-1]
-            else:
-                st.caption("Same fixed noise every time, so you can watch the same images take shape.")
-    with st.container(border=True):
-        st.markdown("##### Real images")
-        state.show_png(state.png_file(info.path / "reals.png", min_width=480),
-                       missing="No reals.png in this run folder.")
+        samples_view.generated(info, large)
+    if large:
+        with st.expander("Real images", icon=":material/photo_library:"):
+            samples_view.reals(info, large)
+    else:
+        with st.container(border=True):
+            samples_view.reals(info, large)
 
 
 def _since(f: dict) -> int | None:
@@ -342,7 +336,7 @@ def main() -> None:
     active = info.state in ACTIVE_STATES
     every = state.REFRESH_S if active else None
     with st.container(border=True):
-        st.fragment(run_every=every)(header)(str(info.path), active)
+        st.fragment(run_every=every)(header)(str(info.path), info.state)
     live = st.session_state.get(K_LIVE, True)
     st.fragment(run_every=state.CHART_REFRESH_S if active and live else None)(live_body)(str(info.path), str(info.config.get("loss", "bce")))
 

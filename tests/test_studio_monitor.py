@@ -1,0 +1,90 @@
+"""AppTest of the Monitor's sample history (#20 items 2, 9, 10, 11): the slider stays where it is put,
+"Latest" follows again, grids are large and downloadable, a paused run reads as paused."""
+from __future__ import annotations
+
+import io
+import json
+
+from test_studio_app import app, assert_ok, cache_dir, make_run, png, runs  # noqa: F401 - fixtures
+
+MONITOR = "pages/monitor.py"
+
+
+def _heading(at) -> str:
+    return next(m.value for m in at.markdown if m.value.startswith("##### Generated"))
+
+
+def test_scrubbing_back_stays_on_the_chosen_step(runs):  # noqa: F811
+    make_run(runs, "00000-done")
+    at = app(MONITOR)
+    assert_ok(at)
+    slider = at.select_slider(key="scrub_00000-done")
+    assert slider.value == 100 and "step 100" in _heading(at)
+    slider.set_value(50).run()
+    assert_ok(at)
+    assert "step 50" in _heading(at)
+    at.run()  # the next refresh (a live fragment or any rerun) must not jump back to the latest grid
+    assert "step 50" in _heading(at)
+    assert at.select_slider(key="scrub_00000-done").value == 50
+
+
+def test_latest_button_and_the_end_of_the_slider_follow_new_grids(runs):  # noqa: F811
+    p = make_run(runs, "00000-live")
+    at = app(MONITOR)
+    at.select_slider(key="scrub_00000-live").set_value(0).run()
+    png(p / "samples" / "step_0000150.png")
+    at.run()
+    assert "step 0" in _heading(at).replace(",", "")  # paused on the chosen grid while new ones arrive
+    next(b for b in at.button if b.label == "Latest").click().run()
+    assert "step 150" in _heading(at)
+    png(p / "samples" / "step_0000200.png")
+    at.run()
+    assert "step 200" in _heading(at)  # following again
+    at.select_slider(key="scrub_00000-live").set_value(50).run()
+    at.select_slider(key="scrub_00000-live").set_value(200).run()  # back to the end: follow resumes
+    png(p / "samples" / "step_0000250.png")
+    at.run()
+    assert "step 250" in _heading(at)
+
+
+def _downloads(at) -> dict[str, object]:
+    return {d.proto.label: d for d in at.get("download_button")}
+
+
+def test_grid_downloads_large_view_and_untrained_label(runs):  # noqa: F811
+    make_run(runs, "00000-done")
+    at = app(MONITOR)
+    assert {"Grid", "Timelapse"} <= set(_downloads(at))
+    at.select_slider(key="scrub_00000-done").set_value(0).run()
+    assert "untrained generator" in _heading(at)
+    assert any("untrained generator" in c.value for c in at.caption)
+    at.toggle(key="monitor_large").set_value(True).run()
+    assert_ok(at)
+    assert "step 0" in _heading(at)  # the large view keeps the chosen step
+
+
+def test_large_grid_tiles_are_at_least_64_px(tmp_path):
+    import torch
+    from PIL import Image
+
+    from core.imaging import grid_png
+    from studio.samples_view import _large_png
+
+    p = tmp_path / "step_0000100.png"
+    p.write_bytes(grid_png(torch.zeros(64, 3, 32, 32), nrow=8))
+    img = Image.open(io.BytesIO(_large_png.__wrapped__(str(p), 0.0)))
+    assert img.width >= 8 * 64
+
+
+def test_pause_shows_pausing_at_once_and_a_paused_run_reads_as_paused(runs):  # noqa: F811
+    p = make_run(runs, "00000-cli", state="running")
+    at = app(MONITOR)
+    at.button(key="ctl_pause").click().run()
+    assert any("Pausing" in c.value for c in at.caption), [c.value for c in at.caption]
+    status = json.loads((p / "status.json").read_text())
+    (p / "status.json").write_text(json.dumps({**status, "state": "paused"}))
+    at.run()
+    sel = at.selectbox(key="monitor_run")
+    assert "paused" in sel.format_func(sel.value).lower()
+    assert not any("Pausing" in c.value for c in at.caption)
+    assert at.button(key="ctl_resume")

@@ -16,7 +16,7 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
-ARCHS = ("mlp", "dcgan", "resnet-sn")
+ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2")
 LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 D_NORMS = ("auto", "batch", "layer", "none")
@@ -37,12 +37,17 @@ class TrainConfig:
     resolution: int = _f(32, "Square image size in pixels (power of two, 16-256). Higher looks better but trains much slower.", group="data")
     channels: int = _f(0, "1 = greyscale, 3 = RGB, 0 = decide from the data.", group="data")
     # --- model ---
-    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable).", group="model", choices=ARCHS)
+    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step).", group="model", choices=ARCHS)
     loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares).", group="model", choices=LOSSES)
     latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical.", group="model")
     g_width: int = _f(64, "Generator width (channels of its widest layer / 8). Wider = more capacity, slower.", group="model")
     d_width: int = _f(64, "Discriminator width. Keep it close to g_width so neither network overpowers the other.", group="model")
     conditional: bool = _f(False, "Condition G and D on class labels (needs at least two class subfolders or a labelled built-in dataset).", group="model")
+    mapping_layers: int = _f(8, "stylegan2 only: fully connected layers in the mapping network z -> w (1-16; the paper uses 8, 2-4 is plenty "
+                             "for small data). More layers disentangle w further but train slower.", group="model")
+    style_mixing: float = _f(0.9, "stylegan2 only: probability that a training fake takes its styles from two latents, switching at a random "
+                             "layer (style-mixing regularisation; 0 = off). Keeps layers from relying on each other, so styles mix cleanly later.",
+                             group="model")
     d_norm: str = _f("auto", "Normalisation in D: batch, layer, none, or auto (batch for bce/lsgan/hinge; none with gradient penalties, where BatchNorm breaks the penalty).", group="model", choices=D_NORMS)
     # --- optimisation ---
     batch_size: int = _f(64, "Images per step. Larger is smoother but needs more memory; 32-128 is typical.", group="optim")
@@ -55,7 +60,15 @@ class TrainConfig:
     gp_weight: float = _f(10.0, "Gradient-penalty weight (wgan-gp only).", group="tricks")
     gp_one_sided: bool = _f(False, "One-sided gradient penalty: only penalise gradient norms above 1.", group="tricks")
     clip_value: float = _f(0.01, "Weight clipping range for the wgan critic.", group="tricks")
-    r1_weight: float = _f(0.0, "R1 penalty on real images' gradients (0 = off). Try 0.1-10 for stability.", group="tricks")
+    r1_weight: float = _f(0.0, "R1 penalty weight gamma on real images' gradients (0 = off). Try 0.1-10 for stability; ignored when r1_auto is on.", group="tricks")
+    r1_auto: bool = _f(False, "Choose the R1 weight automatically: gamma = 0.0002 x resolution^2 / batch (global batch; StyleGAN2-ADA's rule), "
+                       "e.g. 0.0064 at 32 px, batch 32. Turn off to set r1_weight yourself.", group="tricks")
+    r1_every: int = _f(1, "Lazy R1: apply the penalty on every k-th discriminator step only, multiplied by k so its strength is unchanged "
+                       "(StyleGAN2 uses 16: R1 is the costliest part of a D step). 1 = every step.", group="tricks")
+    pl_weight: float = _f(0.0, "stylegan2 only: path-length regularisation weight (0 = off; the paper uses 2). Makes a fixed step in w change "
+                          "the image by a fixed amount: smoother interpolations, costs an extra G pass on its steps.", group="tricks")
+    pl_every: int = _f(4, "stylegan2 only: apply path-length regularisation on every k-th generator step, multiplied by k (lazy, as in the paper).",
+                       group="tricks")
     label_smoothing: float = _f(0.0, "One-sided label smoothing: real targets become 1 - this (bce and lsgan). 0.1 helps an overconfident D.", group="tricks")
     instance_noise: float = _f(0.0, "Std of Gaussian noise added to D's inputs, annealed linearly to 0 by the end of the run (its steps or its minutes budget, whichever ends it; a resume continues from the level reached). 0.1 helps when D wins early.", group="tricks")
     spectral_norm: bool = _f(False, "Spectral normalisation on D's layers (always on for resnet-sn). Keeps D Lipschitz and training stable.", group="tricks")
@@ -120,7 +133,11 @@ class TrainConfig:
         for n in ("beta1", "beta2"):
             need(0 <= getattr(self, n) < 1, n, "must be in [0, 1)")
         need(1 <= self.n_critic <= 100, "n_critic", "must be between 1 and 100")
-        for n in ("gp_weight", "r1_weight", "instance_noise", "feature_matching", "minutes"):
+        need(1 <= self.mapping_layers <= 16, "mapping_layers", f"must be between 1 and 16, got {self.mapping_layers}")
+        need(0 <= self.style_mixing <= 1, "style_mixing", f"is a probability: must be in [0, 1], got {self.style_mixing}")
+        for n in ("r1_every", "pl_every"):
+            need(1 <= getattr(self, n) <= 1000, n, f"must be between 1 (every step) and 1000, got {getattr(self, n)}")
+        for n in ("gp_weight", "r1_weight", "pl_weight", "instance_noise", "feature_matching", "minutes"):
             need(getattr(self, n) >= 0, n, "must be >= 0")
         need(0 < self.clip_value <= 1, "clip_value", "must be in (0, 1]")
         need(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
@@ -142,6 +159,16 @@ class TrainConfig:
         need(len(self.name) <= 60 and all(c.isalnum() or c in "-_." for c in self.name),
              "name", "use at most 60 letters, digits, '-', '_' or '.'")
         return self
+
+    def r1_gamma(self, world_size: int = 1) -> float:
+        """The R1 weight in effect: r1_weight, or with r1_auto the StyleGAN2-ADA heuristic over the global batch."""
+        if self.r1_auto:
+            return auto_r1_gamma(self.resolution, self.batch_size * world_size)
+        return self.r1_weight
+
+    @property
+    def uses_r1(self) -> bool:
+        return self.r1_auto or self.r1_weight > 0
 
     @property
     def diffaug_policies(self) -> list[str]:
@@ -183,6 +210,11 @@ class TrainConfig:
         if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):
             d = d["config"]  # accept a run's config.json, which wraps the config with metadata
         return cls.from_dict(d, source=str(p))
+
+
+def auto_r1_gamma(resolution: int, batch: int) -> float:
+    """StyleGAN2-ADA's automatic R1 gamma: 0.0002 * resolution^2 / batch (batch over all processes)."""
+    return 0.0002 * resolution ** 2 / batch
 
 
 _TYPES: dict[str, type] = {f.name: {"int": int, "float": float, "bool": bool, "str": str}[f.type]
@@ -249,6 +281,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small-dataset": dict(arch="dcgan", loss="hinge", spectral_norm=True, diffaug="translation,cutout,color",
                           r1_weight=0.0, minibatch_std=True, lr_d=2e-4, lr_g=2e-4),
     "mlp-original": dict(arch="mlp", loss="bce", g_saturating=False, lr_g=2e-4, lr_d=2e-4, ema=0.0),
+    "stylegan2": dict(arch="stylegan2", loss="bce", latent_dim=512, g_width=64, d_width=64, mapping_layers=8,
+                      style_mixing=0.9, r1_auto=True, r1_every=16, pl_weight=2.0, pl_every=4, lr_g=0.0025,
+                      lr_d=0.0025, beta1=0.0, beta2=0.99, batch_size=32, ema=0.999),
+    "stylegan2-small": dict(arch="stylegan2", loss="bce", resolution=32, latent_dim=64, g_width=16, d_width=16,
+                            mapping_layers=2, style_mixing=0.9, r1_auto=True, r1_every=16, pl_weight=0.0,
+                            lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, batch_size=32, ema=0.999),
 }
 PRESET_HELP: dict[str, str] = {
     "default": "DCGAN + non-saturating BCE + EMA: a solid first run on most folders.",
@@ -259,6 +297,10 @@ PRESET_HELP: dict[str, str] = {
     "lsgan": "Least-squares GAN (Mao et al. 2017): smoother gradients than BCE.",
     "small-dataset": "Few hundred images: DiffAugment + spectral norm + minibatch std to stop D memorising.",
     "mlp-original": "Goodfellow et al. 2014: fully connected networks. For learning, not for quality.",
+    "stylegan2": "Karras et al. 2020 (config F as in StyleGAN2-ADA): 8-layer mapping, style mixing 0.9, lazy R1 (auto gamma, "
+                 "every 16), path length 2, Adam 0.0025 (0, 0.99), EMA. Best quality; needs a GPU beyond 32 px.",
+    "stylegan2-small": "StyleGAN2 sized for a CPU at 32 px (widths 16, 2-layer mapping, no path-length reg): trains in minutes; "
+                       "for learning styles, mixing and w-space truncation.",
 }
 
 
@@ -271,4 +313,4 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 # Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
 RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
-                 "d_norm", "spectral_norm", "minibatch_std", "loss")
+                 "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers")

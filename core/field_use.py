@@ -12,7 +12,15 @@ ARCH_IGNORES: dict[str, dict[str, str]] = {
     "mlp": {"d_norm": "the mlp discriminator has no normalisation layers"},
     "resnet-sn": {"d_norm": "the resnet-sn discriminator is normalised by spectral norm only",
                   "spectral_norm": "resnet-sn always uses spectral norm in D"},
+    "stylegan2": {"d_norm": "the stylegan2 discriminator has no normalisation layers (equalised learning rate instead)",
+                  "spectral_norm": "the stylegan2 discriminator uses equalised learning rate, not spectral norm",
+                  "minibatch_std": "the stylegan2 discriminator always has its minibatch std-dev layer"},
 }
+# Fields only the style-based family reads (a mapping network, styles, path length).
+STYLE_ONLY = {"mapping_layers": "only stylegan2 has a mapping network",
+              "style_mixing": "only stylegan2 has per-layer styles to mix",
+              "pl_weight": "path-length regularisation needs stylegan2's mapping network",
+              "pl_every": "path-length regularisation needs stylegan2's mapping network"}
 
 
 def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> dict[str, str]:
@@ -40,6 +48,14 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         if loss.prefers_optimizer != "adam":
             out["beta1"] = out["beta2"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
     out.update(ARCH_IGNORES.get(v["arch"], {}))
+    if v["arch"] != "stylegan2":
+        out.update({k: f"{why} (arch is {v['arch']})" for k, why in STYLE_ONLY.items()})
+    elif not v["pl_weight"]:
+        out["pl_every"] = "path-length regularisation is off (pl_weight = 0)"
+    if v["r1_auto"]:
+        out["r1_weight"] = "r1_auto picks gamma = 0.0002 x resolution^2 / batch"
+    elif not v["r1_weight"]:
+        out["r1_every"] = "R1 is off (r1_weight = 0 and r1_auto off)"
     if not v["eval_every"]:
         out["eval_samples"] = out["eval_metric"] = "evaluation is off (Evaluate every = 0)"
     if device_type is not None and device_type != "cpu":

@@ -89,7 +89,7 @@ def resolve_d_norm(cfg: TrainConfig) -> str:
     BatchNorm mixes samples, so the per-sample input gradient that WGAN-GP and R1 penalise is not
     well defined; auto therefore picks 'none' there. Spectral norm replaces BatchNorm in D.
     """
-    penalised = cfg.loss == "wgan-gp" or cfg.r1_weight > 0
+    penalised = cfg.loss == "wgan-gp" or cfg.uses_r1
     norm = cfg.d_norm
     if norm == "auto":
         norm = "none" if penalised or cfg.spectral_norm else "batch"

@@ -17,6 +17,7 @@ from ..models import build_models
 from ..runs import RunStore
 from .device import choose_threads, configure_cuda_math, pick_device, pick_precision, use_channels_last
 from .ema import EMA
+from .regularizers import LazyRegularizers
 from .rmsprop import ScalerAwareRMSprop
 from .sampler import TensorBatchSampler
 from .syncbn import bn_sync, convert_batchnorm
@@ -96,7 +97,9 @@ class Trainer:
         # differentiated twice (aot_autograd has no double backward), and an autocast forward
         # would give half-precision gradients of gradients that underflow, so those take R1 from
         # an eager fp32 pass of their own, as the gradient penalty always does.
-        self.r1_reuses_d_real = cfg.r1_weight > 0 and not cfg.compile and self.precision.autocast_dtype is None
+        self.r1_reuses_d_real = cfg.uses_r1 and not cfg.compile and self.precision.autocast_dtype is None
+        # Lazy R1 / path length (every k-th step, k-fold weight) and the running pl_mean.
+        self.regs = LazyRegularizers(cfg, self.G, self.device, world_size)
         # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).
         self.D_plain: Callable = torch.compile(self.D) if cfg.compile else self.D
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -231,9 +234,9 @@ class Trainer:
             with (contextlib.nullcontext() if last else torch.no_grad()), self._autocast():
                 fake_g = self.G_fwd(z, y)
             fake = fake_g.detach()
-            need_r1 = cfg.r1_weight > 0
+            need_r1 = self.regs.r1_due(self.step_count * cfg.n_critic + i)
             real_in = self._d_input(real)
-            if self.r1_reuses_d_real:
+            if need_r1 and self.r1_reuses_d_real:
                 real_in = real_in.detach().requires_grad_(True)
             with self._autocast():
                 d_real = self.D_fwd(real_in, y)
@@ -250,8 +253,8 @@ class Trainer:
                 # eager fp32 pass (see r1_reuses_d_real).
                 r1 = (r1_penalty(d_real.float(), real_in) if self.r1_reuses_d_real
                       else r1_penalty_fp32(self.D, real_in, y))
-                total_d = total_d + 0.5 * cfg.r1_weight * r1
-                out["r1"] = r1.detach()
+                total_d = total_d + self.regs.r1_scale * r1
+                self.regs.last["r1"] = r1.detach()
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(total_d).backward()
             if want_grad_norms:
@@ -278,6 +281,8 @@ class Trainer:
                 fm = feature_matching_loss(real_feat.float(), self.D.features(self._d_input(fake), yg).float())
                 total_g = total_g + cfg.feature_matching * fm
                 out["fm"] = fm.detach()
+        if self.regs.pl_due(self.step_count):
+            total_g = total_g + self.regs.path_length_term(self.G, *self._noise(real.shape[0]))
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(total_g).backward()
         if want_grad_norms:
@@ -290,6 +295,7 @@ class Trainer:
             self.ema.update(self.G)
         self.step_count += 1
         self.images_seen += cfg.batch_size * cfg.n_critic * self.world_size
+        out.update(self.regs.last)  # the last R1 / path-length values, also between their lazy steps
         out.update({"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),
                     "d/real": self.loss.d_output(d_real.detach().float()).mean(),
                     "d/fake": self.loss.d_output(d_fake.detach().float()).mean()})
@@ -334,6 +340,7 @@ class Trainer:
             "dataset": {"fingerprint": self.dataset.fingerprint, "count": len(self.dataset),
                         "channels": self.dataset.channels, "num_classes": self.num_classes},
             "extra": self.extra_state, "time": time.time(), "train_seconds": self.train_seconds,
+            "regularizers": self.regs.state_dict(),
         }
 
     def load_state_dict(self, s: dict[str, Any], weights_only: bool = False) -> None:
@@ -348,6 +355,7 @@ class Trainer:
         self.step_count = int(s["step"])
         self.images_seen = int(s.get("images_seen", 0))
         self.extra_state = dict(s.get("extra") or {})
+        self.regs.load_state_dict(s.get("regularizers") or {})  # pl_mean belongs with G's weights (forks too)
         if weights_only:  # a fork is a new run folder: its time budget starts afresh
             self.train_seconds = 0.0
             self._anchor_instance_noise(s, weights_only=True)

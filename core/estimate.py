@@ -65,6 +65,7 @@ class Estimate:
     activations_bytes: int = 0      # peak of the tensors autograd keeps alive, at the configured batch
     dataset_bytes: int = 0          # decoded uint8 images (when the image count is known)
     sec_per_step: float | None = None
+    sec_range: tuple[float, float] | None = None  # fastest and slowest timed step (scaled like sec_per_step)
     sec_source: str = ""            # "measured" | "rough, from FLOPs"
     memory_source: str = ""         # "measured peak on cuda" | "counted on the CPU"
     notes: list[str] = field(default_factory=list)
@@ -302,6 +303,7 @@ def _measure(cfg: TrainConfig, channels: int, num_classes: int, est: Estimate, c
         est.notes.append(f"timed at batch {batch} on {t.device} and scaled to {n} (timing batch {n} itself "
                          f"would take about {(warmup + MIN_TIMED) * per_image * n:.0f} s)")
     est.sec_per_step = statistics.median(times) * n / batch
+    est.sec_range = (min(times) * n / batch, max(times) * n / batch)
     est.sec_source = "measured"
     if peak is not None:
         # The counted state (fp32 weights, grads, optimiser, EMA) is the same on the GPU; the rest
@@ -369,6 +371,28 @@ def _estimate(cfg: TrainConfig, run_cfg: TrainConfig, channels: int, num_classes
 def images_per_second(est: Estimate, cfg: TrainConfig) -> float | None:
     """Real images D sees per second: n_critic batches per step, as the Monitor counts them."""
     return cfg.batch_size * cfg.n_critic / est.sec_per_step if est.sec_per_step else None
+
+
+def run_length(est: Estimate, cfg: TrainConfig) -> dict[str, Any]:
+    """How long the whole run takes and which limit ends it.
+
+    ``seconds``: (low, typical, high) from the fastest, median and slowest timed step, each capped
+    by the minutes budget; ``limit``: "steps" (the step count is reached first), "minutes" (the
+    time budget runs out first) or "either" (the budget falls inside the range); ``steps``: the
+    steps trained at the typical speed (fewer than ``cfg.steps`` when the minutes end the run)."""
+    per = est.sec_per_step or 0.0
+    lo, hi = est.sec_range or (per, per)
+    lo, hi = min(lo, per), max(hi, per)
+    budget = cfg.minutes * 60 if cfg.minutes else None
+    secs = tuple(x * cfg.steps if budget is None else min(x * cfg.steps, budget) for x in (lo, per, hi))
+    if budget is None or hi * cfg.steps <= budget:
+        limit = "steps"
+    elif lo * cfg.steps >= budget:
+        limit = "minutes"
+    else:
+        limit = "either"
+    steps = cfg.steps if budget is None or per <= 0 else min(cfg.steps, int(budget / per))
+    return {"seconds": secs, "limit": limit, "steps": steps}
 
 
 def summary(est: Estimate, cfg: TrainConfig) -> dict[str, Any]:

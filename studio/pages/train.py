@@ -40,7 +40,7 @@ def superseded_check():
 
 
 def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
-    from core.estimate import EstimateCancelled, cost_config, images_per_second
+    from core.estimate import EstimateCancelled, cost_config, images_per_second, run_length
     from core.units import human_bytes, human_count, human_duration
 
     info = st.session_state.get(state.K_DATASET_INFO) or {}
@@ -62,16 +62,26 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
         st.caption(f"No estimate for this config ({type(e).__name__}: {e}).")
         return
     per = est.sec_per_step or 0.0
+    length = run_length(est, cfg)
+    lo, mid, hi = length["seconds"]
     c1, c2 = st.columns(2)
-    how = (f"A real training step of this config (on random images of its shape), timed on {est.device}."
+    how = (f"A real training step of this config (on random images of its shape), timed on {est.device}: the "
+           "median of the timed steps, with the fastest and slowest below it."
            if est.sec_source == "measured" else "Rough, from the FLOP count: not timed"
            + (" while a run is training." if busy else "."))
-    c1.metric("Time per step", human_duration(per), help=" ".join([how, *est.notes]))
-    total = per * cfg.steps
-    if cfg.minutes:
-        total = min(total, cfg.minutes * 60)
-    c2.metric("Whole run", human_duration(total), help=f"{cfg.steps:,} steps"
-              + (f", capped by the {cfg.minutes:g}-minute budget" if cfg.minutes else ""))
+    spread = est.sec_range
+    c1.metric("Time per step", human_duration(per), help=" ".join([how, *est.notes]),
+              delta=f"{human_duration(spread[0])} – {human_duration(spread[1])}" if spread else None,
+              delta_color="off", delta_arrow="off")
+    ends = {"steps": f"ends at step {cfg.steps:,}",
+            "minutes": f"ends by the {cfg.minutes:g}-minute budget, near step {length['steps']:,} of {cfg.steps:,}",
+            "either": f"ends at step {cfg.steps:,} or by the {cfg.minutes:g}-minute budget, whichever comes first"}
+    c2.metric("Whole run", human_duration(mid),
+              delta=f"{human_duration(lo)} – {human_duration(hi)}" if hi > lo * 1.01 else None,
+              delta_color="off", delta_arrow="off",
+              help=f"{cfg.steps:,} steps at the timed speed; the range comes from the fastest and slowest timed "
+                   "step. Sampling, checkpoints and quality evaluation add to it.")
+    st.caption(f":material/flag: This run {ends[length['limit']]}.")
     c3, c4 = st.columns(2)
     c3.metric("Memory", human_bytes(est.memory_bytes),
               help=f"Weights, gradients, optimiser state and EMA {human_bytes(est.weights_bytes)} + activations at "
@@ -83,7 +93,7 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
                    "counts them.")
     st.caption(f"G {human_count(est.params_g)} params · D {human_count(est.params_d)} params · "
                f"{human_count(est.flops_per_step)} FLOP per step · {est.sec_source} on `{est.device}`")
-    if est.device == "cpu" and total > 30 * 60:
+    if est.device == "cpu" and mid > 30 * 60:
         st.caption(":material/lightbulb: On a CPU, resolution 32 with widths of 32 and batch 32 trains in "
                    "minutes instead of hours.")
 

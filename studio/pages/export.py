@@ -15,7 +15,7 @@ from studio import state
 from studio.pickers import run_and_checkpoint
 
 K = "exp_"
-K_FMT, K_LAST = K + "format", K + "last"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
+K_FMT, K_DONE = K + "format", K + "done"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
 FORMAT_LABELS = {"safetensors": "safetensors bundle", "torchscript": "TorchScript", "onnx": "ONNX"}
 MIME = {"safetensors": "application/octet-stream", "torchscript": "application/octet-stream",
         "onnx": "application/octet-stream"}
@@ -107,6 +107,10 @@ def previous_exports(run: RunInfo) -> None:
         st.caption(f"In `{folder}`")
 
 
+def _result_key(run: RunInfo, ckpt: Path, fmt: str) -> str:
+    return f"{run.path}|{ckpt.name}|{fmt}"
+
+
 def main() -> None:
     st.title("Export")
     st.caption("Ship a trained generator: a safe safetensors bundle for GAN Studio, TorchScript for plain PyTorch, "
@@ -130,21 +134,24 @@ def main() -> None:
         else:
             st.caption(msg)
     out_dir = run.path / "exports"
+    # One result per (run, checkpoint, format): the box and its buttons always belong to what is
+    # chosen now, and coming back to a format shows that format's own last export again.
+    done = ss.setdefault(K_DONE, {})
+    which = _result_key(run, ckpt, fmt)
     if st.button("Export", type="primary", icon=":material/ios_share:", disabled=blocked,
                  help=f"Write the export and its model card into {out_dir}."):
         try:
             with st.spinner(f"Exporting {ckpt.name} as {FORMAT_LABELS[fmt]}…"):
                 t0 = time.monotonic()
                 res = export_generator(ckpt, fmt)  # default: RUN_DIR/exports/<run>-step<N>.<ext>
-            ss[K_LAST] = {"path": str(res.path), "files": [str(p) for p in res.files], "card": str(res.card_path),
+            done[which] = {"path": str(res.path), "files": [str(p) for p in res.files], "card": str(res.card_path),
                           "fmt": res.fmt, "step": res.step, "parity": res.parity, "notes": list(res.notes),
                           "run": str(run.path), "secs": time.monotonic() - t0}
         except Exception as e:  # noqa: BLE001 - a page shows errors, never a traceback
-            ss.pop(K_LAST, None)
+            done.pop(which, None)
             state.show_error(e, prefix=f"Could not export `{ckpt.name}` of {run.name}: ")
-    last = ss.get(K_LAST)
-    if last and last.get("run") == str(run.path):
-        show_result(last)
+    if which in done:
+        show_result(done[which])
     previous_exports(run)
 
 

@@ -1,0 +1,32 @@
+"""Export page (#20 item 5): the result box and its download buttons belong to the format, run and
+checkpoint they were made for; switching format (or coming back) never shows another format's file."""
+from __future__ import annotations
+
+from test_studio_latent_export import EXPORT, _button, _ok, app, roots  # noqa: F401 - fixtures
+
+
+def _results(at) -> list[str]:
+    return [s.value for s in at.success if s.value.startswith("Exported")]
+
+
+def _downloads(at) -> list[str]:
+    return [d.proto.label for d in at.get("download_button")]
+
+
+def test_the_result_follows_the_chosen_format(app):  # noqa: F811
+    at = app(EXPORT, "trained").run()
+    at.radio(key="exp_format").set_value("safetensors").run()
+    _button(at, "Export").click().run()
+    _ok(at)
+    assert any("safetensors bundle" in r for r in _results(at))
+    assert "Download the model" in _downloads(at)
+    at.radio(key="exp_format").set_value("torchscript").run()
+    _ok(at)
+    assert _results(at) == [] and "Download the model" not in _downloads(at)  # nothing stale
+    _button(at, "Export").click().run()
+    assert [r for r in _results(at) if "TorchScript" in r] and not [r for r in _results(at) if "safetensors" in r]
+    at.radio(key="exp_format").set_value("safetensors").run()  # coming back: its own result again
+    res = _results(at)
+    assert len(res) == 1 and "safetensors bundle" in res[0], res
+    at.run()
+    assert len(_results(at)) == 1 and "safetensors bundle" in _results(at)[0]

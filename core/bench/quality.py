@@ -43,6 +43,9 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
         if q:
             quality = q
             break
+    class_aware = _class_aware(trainer)
+    if class_aware:
+        quality.update(class_aware)
     findings = [e for e in info.events() if e.get("type") == "finding" and e.get("status") == "started"]
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
@@ -58,10 +61,33 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
     return result
 
 
+CLASS_AWARE_N = 2000  # generated and real images per class-aware score (FD's bias shrinks with n)
+
+
+def _class_aware(trainer) -> dict:
+    """Classifier FD, class coverage, precision and recall of the trained (EMA) generator, when the
+    data has labels: a classifier trained once on the data and cached (core/metrics/classifier.py)."""
+    from ..metrics.classifier import cached_classifier, class_aware_scores
+    from ..metrics.evaluate import generate_images, select_real
+    ds = trainer.dataset
+    if ds.labels is None or ds.num_classes < 2:
+        return {}
+    real_all = ds.images[:]
+    net, info = cached_classifier(real_all, ds.labels, ds.num_classes, ds.fingerprint)
+    G = trainer.sample_generator
+    fake = generate_images(G, CLASS_AWARE_N, seed=1)
+    s = class_aware_scores(net, select_real(real_all, CLASS_AWARE_N, seed=1), fake)
+    return {**s.as_metrics(), "classifier/accuracy": info["accuracy"],
+            "classifier/class_share": s.class_share}
+
+
 def _append_doc(doc: Path, r: dict, grid: Path, reals: Path) -> None:
     doc.parent.mkdir(parents=True, exist_ok=True)
     rel = lambda p: Path(p).relative_to(doc.parent).as_posix() if Path(p).is_relative_to(doc.parent) else str(p)
     q = ", ".join(f"{k} = {v:.4g}" for k, v in r["quality"].items() if isinstance(v, (int, float))) or "n/a"
+    share = r["quality"].get("classifier/class_share")
+    if share:
+        q += "; generated class shares: " + " ".join(f"{v:.2f}" for v in share)
     text = (f"\n### Quality: `{r['preset']}` on {r['data']} at {r['resolution']} px, {r['minutes']:g} min "
             f"({r['date']})\n\n"
             f"- machine: {r['machine']} (cores actually used: {r['cores_used']}); final state: {r['state']}; "

@@ -74,6 +74,7 @@ class SynthesisBlock(nn.Module):
         self.conv1 = SynthesisLayer(w_dim, cout, cout, res)
         self.torgb = ToRGB(w_dim, cout, channels)
         self.num_conv = 1 if first else 2
+        self.channels = channels
         self.register_buffer("f", blur_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, ws: torch.Tensor):
@@ -83,7 +84,7 @@ class SynthesisBlock(nn.Module):
             i = 1
         x = self.conv1(x, ws[:, i])
         rgb = self.torgb(x, ws[:, i + 1])  # shares its w with the next block's first conv
-        img = rgb if img is None else upsample2d(img, self.f).to(rgb.dtype) + rgb
+        img = rgb if img is None else upsample2d(img, self.f, self.channels).to(rgb.dtype) + rgb
         return x, img
 
 

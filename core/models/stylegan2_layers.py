@@ -56,24 +56,23 @@ def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tens
     return f.to(dtype)[None, None].repeat(channels, 1, 1, 1)  # (C, 1, 4, 4)
 
 
-def blur(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
-    """Filter every channel with ``f`` after zero-padding ``pad`` pixels on each side."""
-    c = x.shape[1]
-    return F.conv2d(F.pad(x, [pad] * 4), _depthwise(f * gain, c, x.dtype), groups=c)
+# The channel count c is passed in (a Python int from the layer), not read from x.shape: an ONNX
+# trace would otherwise see a kernel of unknown shape and refuse the depthwise convolution.
+def blur(x: torch.Tensor, f: torch.Tensor, c: int, pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Filter each of the ``c`` channels with ``f`` after zero-padding ``pad`` pixels on each side."""
+    return F.conv2d(x, _depthwise(f * gain, c, x.dtype), padding=pad, groups=c)
 
 
-def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def upsample2d(x: torch.Tensor, f: torch.Tensor, c: int) -> torch.Tensor:
     """2x upsampling by zero insertion + the [1,3,3,1] filter (gain 4), as upfirdn2d(up=2): H -> 2H.
 
     A transposed depthwise conv with stride 2 is exactly that (the filter is symmetric)."""
-    c = x.shape[1]
     return F.conv_transpose2d(x, _depthwise(f * 4, c, x.dtype), stride=2, padding=1, groups=c)
 
 
-def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def downsample2d(x: torch.Tensor, f: torch.Tensor, c: int) -> torch.Tensor:
     """2x downsampling: the [1,3,3,1] filter then every second pixel (upfirdn2d(down=2)): H -> H/2."""
-    c = x.shape[1]
-    return F.conv2d(F.pad(x, [1] * 4), _depthwise(f, c, x.dtype), stride=2, groups=c)
+    return F.conv2d(x, _depthwise(f, c, x.dtype), stride=2, padding=1, groups=c)
 
 
 class EqualConv2d(nn.Module):
@@ -89,16 +88,16 @@ class EqualConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
         self.weight_gain = 1 / math.sqrt(cin * kernel * kernel)
-        self.kernel, self.down, self.activation, self.gain = kernel, down, activation, gain
+        self.cin, self.kernel, self.down, self.activation, self.gain = cin, kernel, down, activation, gain
         self.register_buffer("f", blur_kernel(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * self.weight_gain
         b = self.bias
         if self.down and self.kernel == 1:
-            x = F.conv2d(downsample2d(x, self.f), w, b)
+            x = F.conv2d(downsample2d(x, self.f, self.cin), w, b)
         elif self.down:
-            x = F.conv2d(blur(x, self.f, pad=2), w, b, stride=2)
+            x = F.conv2d(blur(x, self.f, self.cin, pad=2), w, b, stride=2)
         else:
             x = F.conv2d(x, w, b, padding=self.kernel // 2)
         if self.activation:
@@ -122,7 +121,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     x = x * styles[:, :, None, None].to(x.dtype)
     if up:
         x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)  # (H-1)*2 + 3 = 2H + 1
-        x = blur(x, f, pad=1, gain=4.0)  # 2H + 1 + 2 - 3 = 2H
+        x = blur(x, f, weight.shape[0], pad=1, gain=4.0)  # 2H + 1 + 2 - 3 = 2H
     else:
         x = F.conv2d(x, weight, padding=k // 2)
     if demodulate:

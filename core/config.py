@@ -16,8 +16,8 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
-ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2")
-LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan")
+ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan")
+LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 D_NORMS = ("auto", "batch", "layer", "none")
 DIFFAUG_POLICIES = ("translation", "cutout", "color")
@@ -37,8 +37,8 @@ class TrainConfig:
     resolution: int = _f(32, "Square image size in pixels (power of two, 16-256). Higher looks better but trains much slower.", group="data")
     channels: int = _f(0, "1 = greyscale, 3 = RGB, 0 = decide from the data.", group="data")
     # --- model ---
-    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step).", group="model", choices=ARCHS)
-    loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares).", group="model", choices=LOSSES)
+    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step), fastgan (skip-layer excitation + self-supervised D; for 100-5,000 images).", group="model", choices=ARCHS)
+    loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares), rpgan (relativistic pairing: each fake judged against a real; R3GAN, pair it with r1 and r2).", group="model", choices=LOSSES)
     latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical.", group="model")
     g_width: int = _f(64, "Generator width (channels of its widest layer / 8). Wider = more capacity, slower.", group="model")
     d_width: int = _f(64, "Discriminator width. Keep it close to g_width so neither network overpowers the other.", group="model")
@@ -69,6 +69,19 @@ class TrainConfig:
                           "the image by a fixed amount: smoother interpolations, costs an extra G pass on its steps.", group="tricks")
     pl_every: int = _f(4, "stylegan2 only: apply path-length regularisation on every k-th generator step, multiplied by k (lazy, as in the paper).",
                        group="tricks")
+    r2_weight: float = _f(0.0, "R2 penalty weight on generated images' gradients (0 = off): R1's twin on the fakes. R3GAN pairs rpgan with "
+                          "equal R1 and R2 weights; it keeps D smooth around the fakes too.", group="tricks")
+    ada_target: float = _f(0.0, "Adaptive augmentation (ADA; 0 = off, 0.6 typical): augment every image D sees with a probability p that rises "
+                           "while D is over-sure of the training images (the share of reals it scores positive passes this target) and "
+                           "falls otherwise. The remedy for folders of a few thousand images or fewer; p is plotted on the Monitor.", group="tricks")
+    recon_weight: float = _f(1.0, "fastgan only: weight of D's self-supervised reconstruction loss (its decoders rebuild real images from "
+                             "D's features, so D describes images instead of memorising them). 0 turns it off.", group="tricks")
+    minibatch_disc: bool = _f(False, "Minibatch discrimination (Salimans et al. 2016): D compares each sample with the rest of its batch "
+                              "through learned projections and can reject a batch of look-alikes. Costlier than minibatch_std.", group="tricks")
+    pac: int = _f(1, "PacGAN: D judges this many samples at once, stacked along channels (1 = off, 2-4 typical); a repeating "
+                  "generator is easier to catch. batch_size must be a multiple. Not with conditional.", group="tricks")
+    replay: float = _f(0.0, "Experience replay: this fraction of each fake batch D sees comes from a buffer of past generator samples "
+                       "(0 = off; 0.1-0.5), so D does not forget old modes and G cannot cycle back to them.", group="tricks")
     label_smoothing: float = _f(0.0, "One-sided label smoothing: real targets become 1 - this (bce and lsgan). 0.1 helps an overconfident D.", group="tricks")
     instance_noise: float = _f(0.0, "Std of Gaussian noise added to D's inputs, annealed linearly to 0 by the end of the run (its steps or its minutes budget, whichever ends it; a resume continues from the level reached). 0.1 helps when D wins early.", group="tricks")
     spectral_norm: bool = _f(False, "Spectral normalisation on D's layers (always on for resnet-sn). Keeps D Lipschitz and training stable.", group="tricks")
@@ -137,9 +150,15 @@ class TrainConfig:
         need(0 <= self.style_mixing <= 1, "style_mixing", f"is a probability: must be in [0, 1], got {self.style_mixing}")
         for n in ("r1_every", "pl_every"):
             need(1 <= getattr(self, n) <= 1000, n, f"must be between 1 (every step) and 1000, got {getattr(self, n)}")
-        for n in ("gp_weight", "r1_weight", "pl_weight", "instance_noise", "feature_matching", "minutes"):
+        for n in ("gp_weight", "r1_weight", "r2_weight", "recon_weight", "pl_weight", "instance_noise", "feature_matching",
+                  "minutes"):
             need(getattr(self, n) >= 0, n, "must be >= 0")
         need(0 < self.clip_value <= 1, "clip_value", "must be in (0, 1]")
+        need(0 <= self.ada_target < 1, "ada_target", f"must be 0 (off) or a target in (0, 1), 0.6 typical; got {self.ada_target}")
+        need(0 <= self.replay < 1, "replay", f"is a fraction of each fake batch: must be in [0, 1), got {self.replay}")
+        need(1 <= self.pac <= 8, "pac", f"must be between 1 (off) and 8, got {self.pac}")
+        need(self.batch_size % self.pac == 0, "pac", f"batch_size {self.batch_size} must be a multiple of pac {self.pac}")
+        need(not (self.pac > 1 and self.conditional), "pac", "packing is for unconditional models: set pac=1 or conditional=false")
         need(0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
         need(self.ema == 0 or 0.5 <= self.ema < 1, "ema", "must be 0 (off) or a decay in [0.5, 1)")
         bad = [p for p in self.diffaug_policies if p not in DIFFAUG_POLICIES]
@@ -287,6 +306,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "stylegan2-small": dict(arch="stylegan2", loss="bce", resolution=32, latent_dim=64, g_width=16, d_width=16,
                             mapping_layers=2, style_mixing=0.9, r1_auto=True, r1_every=16, pl_weight=0.0,
                             lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, batch_size=32, ema=0.999),
+    "fastgan": dict(arch="fastgan", loss="hinge", latent_dim=128, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4,
+                    beta1=0.5, beta2=0.999, batch_size=16, ada_target=0.6, recon_weight=1.0, ema=0.999),
+    "modern": dict(arch="resnet-sn", loss="rpgan", r1_weight=0.1, r2_weight=0.1, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
+                   beta2=0.99, n_critic=1, ema=0.999),
 }
 PRESET_HELP: dict[str, str] = {
     "default": "DCGAN + non-saturating BCE + EMA: a solid first run on most folders.",
@@ -299,6 +322,10 @@ PRESET_HELP: dict[str, str] = {
     "mlp-original": "Goodfellow et al. 2014: fully connected networks. For learning, not for quality.",
     "stylegan2": "Karras et al. 2020 (config F as in StyleGAN2-ADA): 8-layer mapping, style mixing 0.9, lazy R1 (auto gamma, "
                  "every 16), path length 2, Adam 0.0025 (0, 0.99), EMA. Best quality; needs a GPU beyond 32 px.",
+    "fastgan": "Liu et al. 2021 for 100-5,000 images: skip-layer excitation G, self-supervised D, hinge loss, adaptive "
+               "augmentation (ADA, target 0.6), batch 16, EMA. The pick for a folder of your own pictures.",
+    "modern": "R3GAN's loss recipe (Huang et al. 2024): relativistic pairing + R1 + R2 (gamma 0.1 each, constant), Adam (0, 0.99), "
+              "on the spectral-norm ResNet: no mode dropping by construction. Not the paper's normalisation-free net or gamma schedule.",
     "stylegan2-small": "StyleGAN2 sized for a CPU at 32 px (widths 16, 2-layer mapping, no path-length reg): trains in minutes; "
                        "for learning styles, mixing and w-space truncation.",
 }
@@ -313,4 +340,4 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 # Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
 RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
-                 "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers")
+                 "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers", "minibatch_disc", "pac")

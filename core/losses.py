@@ -1,4 +1,4 @@
-"""Adversarial losses by name (bce, wgan, wgan-gp, hinge, lsgan) and regularisers (gradient penalty, R1, feature matching)."""
+"""Adversarial losses by name (bce, wgan, wgan-gp, hinge, lsgan, rpgan) and regularisers (gradient penalty, R1, R2, feature matching)."""
 from __future__ import annotations
 
 import math
@@ -24,11 +24,13 @@ class AdversarialLoss:
     uses_label_smoothing: bool = False   # d_loss moves its real target with real_target (label smoothing)
     has_saturating_g_loss: bool = False  # g_loss(saturating=True) is a different objective
     chance_d_loss: float | None = None  # D's loss when it cannot tell real from fake (real_target = 1)
+    g_needs_real: bool = False  # g_loss compares fakes with D's logits on a real batch (relativistic)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake_logits: torch.Tensor, saturating: bool = False) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, saturating: bool = False,
+               real_logits: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def d_output(self, logits: torch.Tensor) -> torch.Tensor:
@@ -53,7 +55,7 @@ class BCELoss(AdversarialLoss):
         fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         return real + fake
 
-    def g_loss(self, fake_logits, saturating=False):
+    def g_loss(self, fake_logits, saturating=False, real_logits=None):
         if saturating:
             # Minimise mean log(1 - D(G(z))) = -mean softplus(logit): the original minimax form, whose
             # gradient vanishes exactly when D confidently rejects fakes (early training).
@@ -75,7 +77,7 @@ class LSGANLoss(AdversarialLoss):
     def d_loss(self, real_logits, fake_logits, real_target=1.0):
         return 0.5 * (real_logits - real_target).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()
 
-    def g_loss(self, fake_logits, saturating=False):
+    def g_loss(self, fake_logits, saturating=False, real_logits=None):
         return 0.5 * (fake_logits - 1).pow(2).mean()
 
 
@@ -90,7 +92,7 @@ class WGANLoss(AdversarialLoss):
     def d_loss(self, real_logits, fake_logits, real_target=1.0):
         return fake_logits.mean() - real_logits.mean()
 
-    def g_loss(self, fake_logits, saturating=False):
+    def g_loss(self, fake_logits, saturating=False, real_logits=None):
         return -fake_logits.mean()
 
 
@@ -112,11 +114,37 @@ class HingeLoss(AdversarialLoss):
     def d_loss(self, real_logits, fake_logits, real_target=1.0):
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
-    def g_loss(self, fake_logits, saturating=False):
+    def g_loss(self, fake_logits, saturating=False, real_logits=None):
         return -fake_logits.mean()
 
 
-_LOSSES: dict[str, AdversarialLoss] = {cls.name: cls() for cls in (BCELoss, WGANLoss, WGANGPLoss, HingeLoss, LSGANLoss)}
+class RpGANLoss(AdversarialLoss):
+    """Relativistic pairing (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024): each fake is judged
+    against a real one. D: E softplus(D(G(z)) - D(x)); G: E softplus(D(x) - D(G(z))).
+
+    Unlike bce, D cannot win by pushing every logit up or down together, only by ranking each real
+    above its paired fake, which R3GAN shows removes the mode dropping of the classic loss when
+    paired with R1 and R2 (zero-centred penalties on real and fake images).
+    """
+
+    name = "rpgan"
+    g_needs_real = True
+    chance_d_loss = math.log(2)  # equal logits: softplus(0)
+
+    def d_loss(self, real_logits, fake_logits, real_target=1.0):
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_loss(self, fake_logits, saturating=False, real_logits=None):
+        if real_logits is None:
+            raise ValueError("rpgan: the generator loss needs D's logits on a real batch (real_logits=)")
+        return F.softplus(real_logits.detach() - fake_logits).mean()
+
+    def d_output(self, logits):
+        return torch.sigmoid(logits)
+
+
+_LOSSES: dict[str, AdversarialLoss] = {cls.name: cls() for cls in (BCELoss, WGANLoss, WGANGPLoss, HingeLoss, LSGANLoss,
+                                                                   RpGANLoss)}
 
 
 def available_losses() -> tuple[str, ...]:
@@ -180,6 +208,12 @@ def r1_penalty_fp32(D: Callable[..., torch.Tensor], real: torch.Tensor, y: torch
     with torch.autocast(device_type=x.device.type, enabled=False):
         out = D(x, y) if y is not None else D(x)
         return r1_penalty(out.float(), x)
+
+
+def r2_penalty_fp32(D: Callable[..., torch.Tensor], fake: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """R2 (R3GAN): R1's zero-centred gradient penalty on generated images instead of real ones.
+    R1 alone lets D grow steep around the fakes; R3GAN's convergence argument needs both."""
+    return r1_penalty_fp32(D, fake, y)
 
 
 def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ class Discriminator(nn.Module):
     def __init__(self, resolution: int, channels: int, num_classes: int = 0, latent_dim: int = 0):
         super().__init__()
         self.embed: nn.Module | None = None  # set to an nn.Embedding by projection discriminators
+        self.mbd: nn.Module | None = None    # minibatch discrimination (set by build_models): adds to the logit
         self.latent_dim = latent_dim
         self.resolution = resolution
         self.channels = channels
@@ -79,4 +80,6 @@ class Discriminator(nn.Module):
         out = self.head(h, feats)
         if self.embed is not None:
             out = out + (self.embed(y) * feats).sum(dim=1)
+        if self.mbd is not None:
+            out = out + self.mbd(feats)
         return out

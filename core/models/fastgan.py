@@ -113,6 +113,8 @@ def _decoder(cin: int, channels: int, out_size: int, width: int) -> nn.Sequentia
 class FastGANDiscriminator(Discriminator):
     """C x R x R -> ... -> 16 x 16 -> 8 x 8 -> 5 x 5 logits (averaged); decoders on 8 x 8 and a 16 x 16 quadrant."""
 
+    self_supervised = True  # the trainer asks forward(..., return_aux=True) for the reconstruction loss on reals
+
     def __init__(self, resolution: int, channels: int, width: int, num_classes: int = 0, latent_dim: int = 0):
         super().__init__(resolution, channels, num_classes, latent_dim)
         ch = {s: max(8, int(width * _D_MULT[s] / 8)) for s in _D_MULT}
@@ -153,6 +155,8 @@ class FastGANDiscriminator(Discriminator):
         out = self.head(h8, feats)
         if self.embed is not None:
             out = out + (self.embed(y) * feats).sum(dim=1)
+        if self.mbd is not None:
+            out = out + self.mbd(feats)
         if not return_aux:
             return out
         return out, self.reconstruction_loss(x, h16, h8)

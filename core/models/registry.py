@@ -11,7 +11,7 @@ Builder = Callable[[TrainConfig, int, int], "tuple[nn.Module, nn.Module]"]
 _BUILDERS: dict[str, Builder] = {}
 # The order families are listed to users (the curriculum's, oldest first), whatever order their
 # modules happen to be imported in; a family missing here is listed after these, by name.
-LISTED_ORDER = ("mlp", "dcgan", "resnet-sn", "stylegan2")
+LISTED_ORDER = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan")
 
 
 def register(name: str) -> Callable[[Builder], Builder]:
@@ -41,4 +41,16 @@ def build_models(cfg: TrainConfig, channels: int, num_classes: int = 0) -> tuple
     if cfg.conditional and num_classes < 2:
         raise ConfigError("conditional", "needs a labelled dataset with at least two classes "
                                          f"(class subfolders or a labelled built-in dataset); found {num_classes}")
-    return _BUILDERS[cfg.arch](cfg, channels, num_classes if cfg.conditional else 0)
+    k = num_classes if cfg.conditional else 0
+    g, d = _BUILDERS[cfg.arch](cfg, channels, k)
+    if cfg.pac > 1:
+        from core.models.tricks import PackedDiscriminator
+        # The family's own D, built for pac x channels input channels (its G is discarded).
+        d = PackedDiscriminator(_BUILDERS[cfg.arch](cfg, channels * cfg.pac, k)[1], cfg.pac, channels)
+    if cfg.minibatch_disc:
+        from core.models.tricks import MinibatchDiscrimination
+        inner = d.inner if cfg.pac > 1 else d
+        if getattr(inner, "feature_dim", None) is None:
+            raise ConfigError("minibatch_disc", f"arch={cfg.arch} exposes no feature size for minibatch discrimination")
+        inner.mbd = MinibatchDiscrimination(inner.feature_dim)
+    return g, d

@@ -15,6 +15,9 @@ ARCH_IGNORES: dict[str, dict[str, str]] = {
     "stylegan2": {"d_norm": "the stylegan2 discriminator has no normalisation layers (equalised learning rate instead)",
                   "spectral_norm": "the stylegan2 discriminator uses equalised learning rate, not spectral norm",
                   "minibatch_std": "the stylegan2 discriminator always has its minibatch std-dev layer"},
+    "fastgan": {"d_norm": "the fastgan discriminator always uses BatchNorm with spectral norm",
+                "spectral_norm": "fastgan always uses spectral norm in D",
+                "minibatch_std": "the fastgan discriminator has no minibatch std-dev layer (its decoders fight memorisation)"},
 }
 # Fields only the style-based family reads (a mapping network, styles, path length).
 STYLE_ONLY = {"mapping_layers": "only stylegan2 has a mapping network",
@@ -48,6 +51,8 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         if loss.prefers_optimizer != "adam":
             out["beta1"] = out["beta2"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
     out.update(ARCH_IGNORES.get(v["arch"], {}))
+    if v["arch"] != "fastgan":
+        out["recon_weight"] = f"only fastgan's discriminator has reconstruction decoders (arch is {v['arch']})"
     if v["arch"] != "stylegan2":
         out.update({k: f"{why} (arch is {v['arch']})" for k, why in STYLE_ONLY.items()})
     elif not v["pl_weight"]:

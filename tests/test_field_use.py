@@ -19,6 +19,7 @@ USES = {
     "hinge": {"beta1", "beta2"},
     "wgan": {"clip_value"},
     "wgan-gp": {"gp_weight", "gp_one_sided", "beta1", "beta2"},
+    "rpgan": {"beta1", "beta2"},
 }
 
 
@@ -62,6 +63,7 @@ def test_the_rule_matches_what_training_does(loss):
     ({"arch": "dcgan"}, None, set()),
     ({"arch": "mlp"}, None, {"d_norm"}),
     ({"arch": "resnet-sn"}, None, {"d_norm", "spectral_norm"}),
+    ({"arch": "fastgan"}, None, {"d_norm", "spectral_norm", "minibatch_std"}),
     ({"eval_every": 0}, None, {"eval_samples", "eval_metric"}),
     ({"eval_every": 500}, None, set()),
     ({}, "cpu", set()),
@@ -70,7 +72,8 @@ def test_the_rule_matches_what_training_does(loss):
 ])
 def test_architecture_schedule_and_device_rules(values, device, off):
     fields = {"d_norm", "spectral_norm", "eval_samples", "eval_metric", "threads", "minibatch_std", "r1_weight",
-              "ema", "diffaug", "instance_noise", "feature_matching", "n_critic", "lr_g", "lr_d", "compile"}
+              "ema", "diffaug", "instance_noise", "feature_matching", "n_critic", "lr_g", "lr_d", "compile",
+              "ada_target", "r2_weight", "replay", "pac", "minibatch_disc"}
     assert set(unused_fields(values, device)) & fields == off
 
 

@@ -15,12 +15,27 @@ PRETTY = {
     "r1": "R1 penalty", "loss/r1": "R1 penalty", "d/real": "D(x) — real", "d/fake": "D(G(z)) — fake",
     "grad/g": "G grad norm", "grad/d": "D grad norm", "lr/g": "G learning rate", "lr/d": "D learning rate",
     "perf/img_per_s": "images / s", "perf/sec_per_step": "s / step", "mem/peak_gb": "peak memory (GB)",
-    "perf/threads": "CPU threads",
+    "perf/threads": "CPU threads", "pl/mean": "path length (mean)", "loss/pl": "path-length penalty",
+    "ada/p": "augment probability", "aug/p": "augment probability",
 }
+# Written for the diagnostics (the Diagnostics tab explains them), not for a chart of their own.
+INTERNAL_PREFIXES = ("diag/",)
 
 
 def pretty(name: str) -> str:
-    return PRETTY.get(name, name)
+    """A chart label: the known names, else the key without its group prefix and underscores."""
+    if name in PRETTY:
+        return PRETTY[name]
+    return name.split("/", 1)[-1].replace("_", " ")
+
+
+def constant_value(h: MetricsHistory, column: str) -> float | None:
+    """The value of a column that never changed (finite values only), else None."""
+    _, y = h.series(column)
+    y = y[np.isfinite(y)]
+    if y.size == 0 or not np.allclose(y, y[0], rtol=1e-9, atol=0.0):
+        return None
+    return float(y[0])
 
 
 def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, list[str], dict]]:
@@ -38,12 +53,14 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
         ("Losses", take(lambda c: c.startswith("loss/") or c in ("gp", "r1")), {}),
         ("Critic scores" if critic else "D(x) and D(G(z))", take(lambda c: c.startswith("d/")), {}),
         ("Gradient norms", take(lambda c: c.startswith("grad/")), {"log": True}),
-        ("Learning rates", take(lambda c: c.startswith("lr/")), {}),
+        # 3 significant digits: a smoothed 2e-4 read 0.00020000000000000001 with the default
+        ("Learning rates", take(lambda c: c.startswith("lr/")), {"tickformat": ".3~g"}),
         ("Throughput", take(lambda c: c == "perf/img_per_s"), {}),
     ]
     # Sample quality has its own chart (quality_figure); per-level SWD and diag/* stay out of "Other".
     take(lambda c: c.startswith("metric/") or c.startswith("quality/"))
     take(lambda c: c.startswith("perf/") or c.startswith("mem/") or c in ("step", "time", "epoch"))
+    take(lambda c: c.startswith(INTERNAL_PREFIXES))
     groups.append(("Other", take(lambda c: True), {}))
     return [g for g in groups if g[1]]
 
@@ -60,8 +77,24 @@ def _layout(fig: go.Figure, title: str, height: int, opts: dict, xtitle: str = "
     )
     fig.update_xaxes(title=None, showgrid=True, gridcolor="rgba(128,128,128,0.15)", zeroline=False)
     fig.update_yaxes(showgrid=True, gridcolor="rgba(128,128,128,0.15)", zeroline=False,
-                     type="log" if opts.get("log") else None, exponentformat="power" if opts.get("log") else "none")
+                     type="log" if opts.get("log") else None, exponentformat="none",
+                     tickformat=opts.get("tickformat"), automargin=True)
     return fig
+
+
+def log_ticks(values: np.ndarray) -> tuple[list[float], list[str]] | None:
+    """Tick values and labels for a log axis over ``values``: one per decade when they span two or
+    more, else 1-2-5 steps, so labels never crowd each other (plotly labels its minor ticks too)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size == 0:
+        return None
+    lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
+    if hi - lo >= 2:
+        vals = [10.0 ** k for k in range(lo, hi + 1)]
+    else:
+        vals = [m * 10.0 ** k for k in range(lo - 1, hi + 1) for m in (1, 2, 5)]
+        vals = [x for x in vals if v.min() / 2 <= x <= v.max() * 2]
+    return vals, [f"{x:.3g}" for x in vals]
 
 
 def figure(h: MetricsHistory, title: str, columns: list[str], opts: dict | None = None, smoothing: int = 0,
@@ -84,7 +117,16 @@ def figure(h: MetricsHistory, title: str, columns: list[str], opts: dict | None 
             xs, ys = downsample(x, y, MAX_POINTS)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if ys.size < 30 else "lines",
                                      name=pretty(c), line=dict(color=color, width=2), marker=dict(size=5)))
-    return _layout(fig, title, height, opts)
+    fig = _layout(fig, title, height, opts)
+    if opts.get("log"):
+        ys = [h.series(c)[1] for c in columns]
+        ticks = log_ticks(np.concatenate(ys)) if ys else None
+        if ticks:
+            fig.update_yaxes(tickvals=ticks[0], ticktext=ticks[1])
+    if len(columns) > 3:  # a long legend goes under the plot instead of squeezing it from above
+        fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
+                          height=height + 20 * ((len(columns) + 2) // 3), margin=dict(l=10, r=10, t=58, b=40))
+    return fig
 
 
 def overlay(series: list[tuple[str, np.ndarray, np.ndarray]], metric: str, smoothing: int = 0,
@@ -152,16 +194,19 @@ def quality_figure(h: MetricsHistory, columns: list[str], best: tuple[float, flo
                                  hovertemplate="best: %{y:.4g} at step %{x:,}<extra></extra>",
                                  marker=dict(symbol="star", size=16, color="#f59e0b",
                                              line=dict(color="#92400e", width=1))))
-    title = "Sample quality (lower is better)"
+    title = "Sample quality"  # "(lower is better)" is the y axis title: a long title is cut at 1024 px
     fig = _layout(fig, title, height, {})
+    fig.update_yaxes(title=dict(text="lower is better", font=dict(size=11)))
     # The same step axis as the loss charts (0 to the latest logged step): evaluations are sparse,
     # and with one or two points plotly would otherwise zoom to a 999-1000.5 axis.
     steps = h.column("step")
     steps = steps[np.isfinite(steps)]
     if steps.size:
         last = max(float(steps.max()), best[0] if best else 0.0)
-        fig.update_xaxes(range=[0, last * 1.03 or 1], tickformat=",d")
+        # A little room left of 0 too: the first tick label was cut in half at the plot's edge.
+        fig.update_xaxes(range=[-0.03 * last, last * 1.03 or 1], tickformat=",d")
     # Legend under the plot: the metric names are long and would cover the title.
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0),
-                      margin=dict(l=10, r=10, t=58, b=40))  # same plot top as its neighbours
+    # Below the tick labels (at y=-0.12 it covered them), with the height it takes added.
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),
+                      height=height + 30, margin=dict(l=10, r=10, t=58, b=50))  # same plot top as its neighbours
     return fig

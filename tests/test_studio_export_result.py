@@ -19,13 +19,16 @@ def test_the_result_follows_the_chosen_format(app):  # noqa: F811
     _button(at, "Export").click().run()
     _ok(at)
     assert any("safetensors bundle" in r for r in _results(at))
-    assert "Download the model" in _downloads(at)
+    assert "Model file" in _downloads(at)
     at.radio(key="exp_format").set_value("torchscript").run()
     _ok(at)
-    assert _results(at) == [] and "Download the model" not in _downloads(at)  # nothing stale
+    assert _results(at) == [] and "Model file" not in _downloads(at)  # nothing stale
     _button(at, "Export").click().run()
     assert [r for r in _results(at) if "TorchScript" in r] and not [r for r in _results(at) if "safetensors" in r]
     at.radio(key="exp_format").set_value("safetensors").run()  # coming back: its own result again
+    assert "Model file" in _downloads(at)
+    model = next(d for d in at.get("download_button") if d.proto.label == "Model file")
+    assert model.proto.help.endswith(".safetensors.") or "safetensors" in model.proto.help
     res = _results(at)
     assert len(res) == 1 and "safetensors bundle" in res[0], res
     at.run()

@@ -88,3 +88,33 @@ def test_pause_shows_pausing_at_once_and_a_paused_run_reads_as_paused(runs):  # 
     assert "paused" in sel.format_func(sel.value).lower()
     assert not any("Pausing" in c.value for c in at.caption)
     assert at.button(key="ctl_resume")
+
+
+def test_charts_hide_a_constant_learning_rate_and_internal_keys(runs):  # noqa: F811
+    p = make_run(runs, "00000-done")
+    with open(p / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 100, "loss/d": 0.8, "loss/g": 1.1, "lr/g": 2e-4, "lr/d": 2e-4,
+                            "diag/copy_rate": 0.1, "diag/nn_novelty": 0.3, "pl/mean": 0.5}) + "\n")
+    at = app(MONITOR)
+    assert_ok(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert "Learning rates" not in titles
+    assert any("Learning rate, constant" in c.value and "0.0002" in c.value for c in at.caption)
+    names = [t.get("name", "") for s in specs for t in s["data"]]
+    assert not [n for n in names if "diag/" in n], names
+    other = next(s for s in specs if s["layout"]["title"]["text"] == "Other")
+    assert [t["name"] for t in other["data"]] == ["path length (mean)"]
+
+
+def test_chart_ticks_are_readable():
+    import numpy as np
+
+    from studio import charts
+
+    vals, text = charts.log_ticks(np.array([0.03, 0.5, 40.0]))
+    assert text == ["0.01", "0.1", "1", "10", "100"]
+    vals, text = charts.log_ticks(np.array([0.31, 0.52, 0.9]))
+    assert text == ["0.2", "0.5", "1"]
+    assert len(vals) <= 6
+    assert charts.pretty("diag/copy_rate") == "copy rate"

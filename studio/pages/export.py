@@ -71,24 +71,25 @@ def show_result(res: dict) -> None:
                f"({size / 1024:,.0f} KiB){extra}.", icon=":material/check_circle:")
     for n in res.get("notes", []):
         st.info(n)
-    c1, c2, c3 = st.columns(3)
+    # A wrapping row of buttons sized to their labels: three equal columns cut them at 1024 px.
+    row = st.container(horizontal=True, gap="small")
     # Callables: the bytes are read only when someone clicks (exports of big models stay off the page).
-    c1.download_button("Download the model", lambda: main_path.read_bytes(), file_name=main_path.name,
-                       mime=MIME[res["fmt"]],
-                       icon=":material/download:", on_click="ignore", width="stretch", type="primary",
-                       help=f"The exported model file, {main_path.name}.")
+    row.download_button("Model file", lambda: main_path.read_bytes(), file_name=main_path.name,
+                        mime=MIME[res["fmt"]], key=f"dl_model_{res['fmt']}",
+                        icon=":material/download:", on_click="ignore", type="primary",
+                        help=f"The exported {FORMAT_LABELS[res['fmt']]} file, {main_path.name}.")
     present = [p for p in files if p.is_file()]
-    c2.download_button("Download all files (.zip)", lambda: _zip(present),
-                       file_name=main_path.name.split(".")[0] + ".zip",
-                       mime="application/zip", icon=":material/folder_zip:", on_click="ignore", width="stretch",
-                       help="The model file with its model card" + (" and JSON config" if res["fmt"] == "safetensors"
-                                                                    else "") + ".")
+    row.download_button("All files (.zip)", lambda: _zip(present),
+                        file_name=main_path.name.split(".")[0] + ".zip", key=f"dl_zip_{res['fmt']}",
+                        mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
+                        help="The model file with its model card" + (" and JSON config" if res["fmt"] == "safetensors"
+                                                                     else "") + ".")
     card_path = Path(res["card"])
     card = _read(card_path)
     if card is not None:
-        c3.download_button("Download model card", card, file_name=card_path.name, mime="text/markdown",
-                           icon=":material/description:", on_click="ignore", width="stretch",
-                           help="The model card (markdown) written beside the export.")
+        row.download_button("Model card", card, file_name=card_path.name, mime="text/markdown",
+                            icon=":material/description:", on_click="ignore", key=f"dl_card_{res['fmt']}",
+                            help="The model card (markdown) written beside the export.")
         with st.expander("Model card", expanded=True, icon=":material/description:"):
             st.markdown(_demote_headings(card.decode("utf-8", errors="replace")))
 

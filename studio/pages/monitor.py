@@ -182,6 +182,11 @@ def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
         return
     smoothing = max(5, len(h) // 40) if st.session_state.get(K_SMOOTH) else 0
     groups = charts.chart_groups(h.columns(), loss)
+    # A learning rate that never changed is a number, not a chart (a flat line that read as 0).
+    lr_cols = next((names for title, names, _ in groups if title == "Learning rates"), [])
+    lrs = {c: charts.constant_value(h, c) for c in lr_cols}
+    if lr_cols and all(v is not None for v in lrs.values()):
+        groups = [g for g in groups if g[0] != "Learning rates"]
     draws = [(f"chart_{title}", lambda t=title, n=names, o=opts: charts.figure(h, t, n, o, smoothing=smoothing))
              for title, names, opts in groups]
     qcols = charts.quality_columns(h)
@@ -210,6 +215,9 @@ def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
         else:
             st.caption(":material/insights: Sample-quality scoring is off for this run (`eval_every` = 0); "
                        "evaluate a checkpoint on the Runs page instead.")
+    if lr_cols and all(v is not None for v in lrs.values()):
+        st.caption(":material/speed: Learning rate, constant: " + " · ".join(
+            f"{charts.pretty(c).replace(' learning rate', '')} {v:.3g}" for c, v in lrs.items()))
     last_step = h.last("step")
     st.caption(f"{len(h):,} metric rows · last logged step {int(last_step):,}" if last_step is not None else "")
 

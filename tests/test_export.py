@@ -50,7 +50,7 @@ def test_safetensors_bundle_round_trip(runs, tmp_path, kind):
     g = load_generator(runs[kind])
     res = E.export_generator(runs[kind], "safetensors", tmp_path / "gen")
     assert res.path == tmp_path / "gen.safetensors"
-    assert {p.name for p in res.files} == {"gen.safetensors", "gen.json", "gen.safetensors.md"}
+    assert {p.name for p in res.files} == {"gen.safetensors", "gen.json", "gen.graph.json", "generate.py", "gen.safetensors.md"}
     z, y = _inputs(g)
     want = generate(g.G, z, y)
     for src in (res.path, tmp_path / "gen.json"):
@@ -161,7 +161,7 @@ def test_onnx_unavailable_is_a_clear_message(runs, tmp_path, monkeypatch):
     with pytest.raises(E.ExportError, match="pip install onnx"):
         E.export_generator(runs["plain"], "onnx", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
-    with pytest.raises(E.ExportError, match="valid: safetensors, torchscript, onnx"):
+    with pytest.raises(E.ExportError, match="valid: safetensors, torch-export, onnx, torchscript"):
         E.export_generator(runs["plain"], "pickle", tmp_path / "x")
 
 

@@ -54,7 +54,7 @@ def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | 
     cfg = g.cfg
     ds = g.dataset
     name = g.run_dir.name if g.run_dir else g.source.stem
-    lines = [f"# Generator: {name} (step {g.step:,})", "",
+    lines = [*front_matter(g), "", f"# Generator: {name} (step {g.step:,})", "",
              f"Exported {time.strftime('%Y-%m-%d %H:%M')} by GAN Studio as **{fmt}** "
              f"from `{g.source.name}`{' (EMA weights)' if g.uses_ema else ''}.", "",
              "## Model", "", "| Property | Value |", "|---|---|",
@@ -87,7 +87,14 @@ def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | 
     if parity is not None:
         lines += ["", f"Checked after export: max |{fmt} - PyTorch| = {parity:.2e} on 4 fixed latents."]
     lines += ["", "## Files", ""] + [f"- `{p.name}`" for p in files]
-    lines += ["", "## How to load", "", _how_to(fmt, files[0].name, g), "",
+    lines += ["", "## How to load", "", _how_to(fmt, files[0].name, g), ""]
+    if any(p.name.endswith("generate.py") for p in files):
+        script = next(p.name for p in files if p.name.endswith("generate.py"))
+        lines += ["Without GAN Studio (needs only torch, safetensors, numpy and pillow; same pixels as "
+                  "`python -m core generate` for the same seed):", "",
+                  f"```bash\npython {script} -n 16 --seed 0 --out samples/"
+                  f"{' --class 0' if g.num_classes else ''} --truncation 0.7\n```", ""]
+    lines += ["## Which format for what", "", *FORMAT_ADVICE, "",
               "## Training configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", "",
               "## Notes", "",
               "- Sample z with `torch.randn(n, latent_dim)`; a truncation psi < 1 (scale z by psi after resampling "
@@ -95,6 +102,36 @@ def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | 
               "- GAN samples can reproduce training images: check memorisation (Latent explorer → nearest training "
               "images) before publishing samples of private data."]
     return "\n".join(lines) + "\n"
+
+
+FORMAT_ADVICE = [
+    "- **safetensors bundle**: keeping and sharing (no code runs when it is loaded), `python -m core generate`, "
+    "the studio's explorer, and the bundled `generate.py` anywhere PyTorch runs.",
+    "- **torch-export** (`.pt2`, `torch.export.load`): the recommended PyTorch-native program (Python, "
+    "AOTInductor, ExecuTorch). Like any program file, load it only from people you trust.",
+    "- **onnx**: onnxruntime, TensorRT, OpenVINO, the browser (onnxruntime-web).",
+    "- **torchscript**: only for existing TorchScript / LibTorch pipelines: TorchScript is deprecated upstream; "
+    "prefer torch-export for new work.",
+]
+
+
+def front_matter(g: LoadedGenerator) -> list[str]:
+    """Hugging Face model-card metadata (YAML between --- lines), so the card uploads as README.md as is."""
+    ds = g.dataset
+    source = str(ds.get("source") or g.cfg.data)
+    dataset = source if "/" not in source and "\\" not in source else Path(source).name  # no local paths
+    tags = ["gan", "gan-studio", g.cfg.arch,
+            "conditional-image-generation" if g.num_classes else "unconditional-image-generation"]
+    metrics = sorted({str(r[0]).split(" ")[0] for r in (evaluation_metrics(g.run_dir, g.step) if g.run_dir else [])})
+    out = ["---", "license: other  # placeholder: choose one (e.g. mit, cc-by-4.0) that the training data allows",
+           "library_name: pytorch"]
+    if not g.num_classes:  # the Hub has a pipeline tag for unconditional generation only
+        out.append("pipeline_tag: unconditional-image-generation")
+    out.append("tags:")
+    out += [f"- {json.dumps(t)}" for t in tags]
+    out += ["datasets:", f"- {json.dumps(dataset)}"]
+    out += ["metrics:", *[f"- {json.dumps(m)}" for m in metrics]] if metrics else ["metrics: []"]
+    return out + ["---"]
 
 
 def _how_to(fmt: str, fname: str, g: LoadedGenerator) -> str:
@@ -109,8 +146,15 @@ def _how_to(fmt: str, fname: str, g: LoadedGenerator) -> str:
                 f"or from a shell: `python -m core generate {fname} -n 16 --seed 0 --out samples/`.\n\n"
                 "Without GAN Studio the weights are a plain state dict: `safetensors.torch.load_file(...)`; "
                 "the architecture is described by the JSON config beside it.")
+    if fmt == "torch-export":
+        return ("Plain PyTorch, no GAN Studio code needed (a program: load it only if you trust its source):\n\n"
+                f"```python\nimport torch\nG = torch.export.load(\"{fname}\").module()\n"
+                f"z = torch.randn(8, {zdim})\n{y_line}with torch.no_grad():\n    images = G(z{y_args})  "
+                "# (8, C, H, W) in [-1, 1]\n```\n\n"
+                "The batch dimension is dynamic; the bundle metadata is inside: "
+                "`torch.export.load(path, extra_files={\"gan_studio.json\": \"\"})`.")
     if fmt == "torchscript":
-        return ("Plain PyTorch, no GAN Studio code needed:\n\n"
+        return ("Plain PyTorch, no GAN Studio code needed (TorchScript is deprecated upstream: prefer torch-export):\n\n"
                 f"```python\nimport torch\nG = torch.jit.load(\"{fname}\", map_location=\"cpu\").eval()\n"
                 f"z = torch.randn(8, {zdim})\n{y_line}with torch.no_grad():\n    images = G(z{y_args})  "
                 "# (8, C, H, W) in [-1, 1]\n```\n\n"

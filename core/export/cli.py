@@ -1,4 +1,4 @@
-"""`python -m core export`: a trained generator as a safetensors bundle, TorchScript or ONNX, with a model card."""
+"""`python -m core export`: a trained generator as a safetensors bundle, torch.export, ONNX or TorchScript, with a model card."""
 from __future__ import annotations
 
 import argparse
@@ -6,13 +6,13 @@ import sys
 
 from ..config import ConfigError
 from ..train.checkpoint import CheckpointError
-from .writers import FORMAT_HELP, FORMATS, ExportError, export_generator
+from .writers import ALL_FORMAT_HELP, ALL_FORMATS, ExportError, export_generator
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run folder, checkpoint file, or an exported .safetensors bundle")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="safetensors",
-                   help="; ".join(f"{k}: {v}" for k, v in FORMAT_HELP.items()))
+    p.add_argument("--format", dest="fmt", choices=ALL_FORMATS, default="safetensors",
+                   help="; ".join(f"{k}: {v}" for k, v in ALL_FORMAT_HELP.items()))
     p.add_argument("--out", help="output file (default RUN_DIR/exports/<run>-step<N>.<ext>); a folder works too")
     p.add_argument("--checkpoint", default="latest", help="latest (default), best, a step number, or a checkpoint path")
 
@@ -32,6 +32,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("export", help="export a trained generator (safetensors bundle, TorchScript or ONNX) with a model card")
+    e = sub.add_parser("export", help="export a trained generator (safetensors bundle, torch.export, ONNX or TorchScript) with a model card")
     _add_args(e)
     e.set_defaults(func=cmd_export)

@@ -1,5 +1,6 @@
-"""Write a trained generator as a safetensors bundle, a TorchScript program or an ONNX graph, each
-with a model card beside it, and check ONNX/TorchScript against PyTorch (see docs/export.md)."""
+"""Write a trained generator as a safetensors bundle (with a standalone generate.py), a torch.export
+program, an ONNX graph or a TorchScript program, each with a model card beside it, and check every
+program against PyTorch (see docs/export.md)."""
 from __future__ import annotations
 
 import io
@@ -14,24 +15,30 @@ from torch import nn
 from ..fsutil import atomic_write_bytes
 from ..generator import LoadedGenerator, load_generator
 from ..generator.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, bundle_meta
+from . import standalone
 from .card import model_card
+from .errors import PARITY_TOL, ExportError
+from .graph import standalone_graph, torch_export_bytes
 
+SCRIPT_NAME = "generate.py"
+SCRIPT_MARKER = "Standalone GAN Studio generator"
+
+# FORMATS / FORMAT_HELP are what the studio's Export page lists today (it has labels for these three);
+# ALL_FORMATS adds torch-export, which the CLI and export_generator accept.
 FORMATS = ("safetensors", "torchscript", "onnx")
-EXTENSIONS = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
-FORMAT_HELP = {
+ALL_FORMATS = ("safetensors", "torch-export", "onnx", "torchscript")
+EXTENSIONS = {"safetensors": ".safetensors", "torch-export": ".pt2", "torchscript": ".torchscript.pt", "onnx": ".onnx"}
+ALL_FORMAT_HELP = {
     "safetensors": "Weights (safetensors) + JSON config: GAN Studio's own bundle. Safe to load, smallest, "
                    "rebuilds the generator with this project (python -m core generate BUNDLE).",
-    "torchscript": "A self-contained TorchScript program: runs with plain torch.jit.load, no GAN Studio code needed.",
+    "torch-export": "A torch.export program (.pt2): the recommended PyTorch-native format; runs with plain "
+                    "torch.export.load, no GAN Studio code needed (AOTInductor / ExecuTorch start from it).",
+    "torchscript": "A traced TorchScript program for plain torch.jit.load. TorchScript is deprecated upstream: "
+                   "prefer torch-export for new PyTorch deployments.",
     "onnx": "ONNX graph with a dynamic batch size: runs in onnxruntime, TensorRT, OpenVINO, browsers (onnxruntime-web).",
 }
+FORMAT_HELP = {k: ALL_FORMAT_HELP[k] for k in FORMATS}
 ONNX_OPSET = 17
-PARITY_TOL = 1e-4  # max |export - PyTorch| accepted after export
-
-
-class ExportError(ValueError):
-    """An export that cannot be done (missing optional package, bad output path); the message says what to do."""
-
-
 @dataclass
 class ExportResult:
     fmt: str
@@ -135,39 +142,45 @@ def onnx_status() -> tuple[bool, str]:
         return True, "ONNX export available; install onnxruntime to check the exported graph against PyTorch."
 
 
-def _onnx_bytes(g: LoadedGenerator) -> tuple[bytes, float | None]:
+def _onnx_bytes(g: LoadedGenerator) -> tuple[bytes, float | None, list[str]]:
     ok, msg = onnx_status()
     if not ok:
         raise ExportError(msg)
     model, example = _wrapped(g, for_onnx=True)
     names = ["z", "y"] if g.num_classes else ["z"]
-    axes = {n: {0: "batch"} for n in names + ["images"]}
-    buf = io.BytesIO()
-    try:
+    notes: list[str] = []
+    try:  # the torch.export-based exporter first (the one PyTorch maintains); it needs onnxscript
+        batch = torch.export.Dim("batch", min=1)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-            torch.onnx.export(model, example, buf, input_names=names, output_names=["images"], dynamic_axes=axes,
-                              opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
-        data = buf.getvalue()
-    except ImportError as e:
-        raise ExportError(f"ONNX export needs the package {e.name or e}: pip install {e.name or 'onnx'}") from None
-    except Exception as legacy_err:  # noqa: BLE001 - a torch without the legacy exporter: try torch.export's
-        try:
-            batch = torch.export.Dim("batch", min=1)
+            warnings.simplefilter("ignore")
             prog = torch.onnx.export(model, example, input_names=names, output_names=["images"],
                                      dynamic_shapes=tuple({0: batch} for _ in names), opset_version=ONNX_OPSET,
-                                     dynamo=True)
-            buf = io.BytesIO()
-            prog.save(buf)
-            data = buf.getvalue()
+                                     dynamo=True, report=False, verbose=False)
+        buf = io.BytesIO()
+        prog.save(buf)
+        data = buf.getvalue()
+        exporter = "torch.export"
+    except Exception as dynamo_err:  # noqa: BLE001 - missing onnxscript, or an op it cannot convert
+        why = (f"the package '{dynamo_err.name}' is not installed" if isinstance(dynamo_err, ImportError)
+               else (str(dynamo_err).strip().splitlines() or [type(dynamo_err).__name__])[0][:200])
+        notes.append(f"the torch.export-based ONNX exporter was not used ({why}); used the legacy TorchScript-based "
+                     "one (pip install onnxscript to switch)")
+        axes = {n: {0: "batch"} for n in names + ["images"]}
+        buf = io.BytesIO()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+                torch.onnx.export(model, example, buf, input_names=names, output_names=["images"],
+                                  dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True)
         except ImportError as e:
-            first = str(legacy_err).strip().splitlines()[0][:300] if str(legacy_err).strip() else type(legacy_err).__name__
-            raise ExportError(f"ONNX export failed ({first}); the newer exporter needs the package '{e.name}' "
-                              f"(pip install {e.name})") from None
+            raise ExportError(f"ONNX export needs the package {e.name or e}: pip install {e.name or 'onnx'}") from None
+        data = buf.getvalue()
+        exporter = "legacy"
     parity = onnx_parity(data, g)
     if parity is not None and not parity < PARITY_TOL:
-        raise ExportError(f"the exported ONNX graph differs from PyTorch by {parity:.2e} (> {PARITY_TOL}); not writing it")
-    return data, parity
+        raise ExportError(f"the exported ONNX graph ({exporter} exporter) differs from PyTorch by {parity:.2e} "
+                          f"(> {PARITY_TOL}); not writing it")
+    return data, parity, notes
 
 
 def onnx_parity(data: bytes | str | Path, g: LoadedGenerator) -> float | None:
@@ -229,12 +242,36 @@ def _stem(p: Path, fmt: str) -> Path:
     return p.with_name(p.stem)
 
 
+def _write_bundle(g: LoadedGenerator, path: Path, stem: Path, notes: list[str]) -> list[Path]:
+    """NAME.safetensors (+ its JSON in the header), NAME.json, NAME.graph.json and generate.py; returns the
+    files beside the weights. The standalone script is checked against GAN Studio before anything is written."""
+    from safetensors.torch import save
+    meta = bundle_meta(g)
+    graph_file = stem.with_name(stem.name + ".graph.json")
+    meta["weights"], meta["graph"] = path.name, graph_file.name
+    graph, diff, graph_notes = standalone_graph(g, meta)
+    notes += graph_notes + [f"generate.py (standalone: torch, safetensors, numpy, pillow) matches GAN Studio "
+                            f"to {diff:.1e}"]
+    sd = {k: v.detach().cpu().contiguous() for k, v in g.G.state_dict().items()}
+    blob = save(sd, metadata={"format": BUNDLE_FORMAT, "version": str(BUNDLE_VERSION), "bundle": json.dumps(meta)})
+    _write(path, blob)
+    side = stem.with_name(stem.name + ".json")
+    _write(side, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    _write(graph_file, json.dumps(graph, separators=(",", ":")).encode("utf-8"))
+    script = path.with_name(SCRIPT_NAME)
+    if script.exists() and SCRIPT_MARKER not in script.read_text(encoding="utf-8", errors="replace")[:400]:
+        script = stem.with_name(stem.name + "-" + SCRIPT_NAME)  # never overwrite someone else's generate.py
+        notes.append(f"{SCRIPT_NAME} in {path.parent} is not ours: wrote {script.name} instead")
+    _write(script, Path(standalone.__file__).read_bytes())
+    return [side, graph_file, script]
+
+
 def export_generator(source: str | Path | LoadedGenerator, fmt: str = "safetensors", out: str | Path | None = None,
                      checkpoint: str | int | None = "latest") -> ExportResult:
     """Export the (EMA) generator of a run folder / checkpoint / bundle as ``fmt`` into ``out``
     (default RUN_DIR/exports/), with a model card FILE.md beside it. Files are written atomically."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt not in ALL_FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(ALL_FORMATS)}")
     g = source if isinstance(source, LoadedGenerator) else load_generator(source, checkpoint=checkpoint)
     path = _out_path(out, g, fmt)
     try:
@@ -246,20 +283,16 @@ def export_generator(source: str | Path | LoadedGenerator, fmt: str = "safetenso
     parity: float | None = None
     notes: list[str] = []
     if fmt == "safetensors":
-        from safetensors.torch import save
-        meta = bundle_meta(g)
-        meta["weights"] = path.name
-        sd = {k: v.detach().cpu().contiguous() for k, v in g.G.state_dict().items()}
-        blob = save(sd, metadata={"format": BUNDLE_FORMAT, "version": str(BUNDLE_VERSION), "bundle": json.dumps(meta)})
+        files += _write_bundle(g, path, stem, notes)
+    elif fmt == "torch-export":
+        blob, parity = torch_export_bytes(g, json.dumps(bundle_meta(g), indent=2))
         _write(path, blob)
-        side = stem.with_name(stem.name + ".json")
-        _write(side, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
-        files.append(side)
     elif fmt == "torchscript":
         blob, parity = _torchscript_bytes(g)
         _write(path, blob)
     else:
-        blob, parity = _onnx_bytes(g)
+        blob, parity, onnx_notes = _onnx_bytes(g)
+        notes += onnx_notes
         _write(path, blob)
         if parity is None:
             notes.append("onnxruntime is not installed: the graph was not checked against PyTorch.")

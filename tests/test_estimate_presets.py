@@ -77,4 +77,17 @@ def test_train_page_shows_the_spread_and_the_limit_that_ends_the_run(monkeypatch
     assert any("ends at step 100,000" in c for c in captions), captions
     at.number_input(key="cfg_minutes").set_value(1.0).run()
     assert any("1-minute budget" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("Automatic settings here" in c.value and "→" in c.value for c in at.caption)  # e.g. precision
     st.cache_data.clear()
+
+
+def test_automatic_settings_say_what_they_resolve_to():
+    from core.resolved import resolved_autos
+
+    r = resolved_autos(TrainConfig(device="cpu", threads=0, d_norm="auto", loss="wgan-gp", r1_auto=True,
+                                   resolution=32, batch_size=32))
+    assert r["d_norm"] == "none" and r["threads"].split()[0].isdigit()
+    assert r["r1_weight"] == f"{0.0002 * 32 ** 2 / 32:.3g}"
+    assert "device" not in r  # set by hand: nothing to resolve
+    r = resolved_autos(TrainConfig(device="auto", precision="fp32", threads=2, d_norm="layer"))
+    assert set(r) == {"device"}

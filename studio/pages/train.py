@@ -41,6 +41,7 @@ def superseded_check():
 
 def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
     from core.estimate import EstimateCancelled, cost_config, images_per_second, run_length
+    from core.resolved import resolved_autos
     from core.units import human_bytes, human_count, human_duration
 
     info = st.session_state.get(state.K_DATASET_INFO) or {}
@@ -91,6 +92,10 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
     c4.metric("Images / s", f"{rate:,.0f}" if rate else "—",
               help="Real images the discriminator sees per second (batch × D steps per G step), as the Monitor "
                    "counts them.")
+    autos = resolved_autos(cfg)
+    if autos:
+        st.caption(":material/auto_mode: Automatic settings here: " + " · ".join(
+            f"{label(k)} → **{state.esc(v)}**" for k, v in autos.items()))
     st.caption(f"G {human_count(est.params_g)} params · D {human_count(est.params_d)} params · "
                f"{human_count(est.flops_per_step)} FLOP per step · {est.sec_source} on `{est.device}`")
     if est.device == "cpu" and mid > 30 * 60:

@@ -47,7 +47,8 @@ def test_the_rule_matches_what_training_does(loss):
     used = set()
     if not torch.equal(lv.d_loss(real, fake, real_target=0.9), lv.d_loss(real, fake, real_target=1.0)):
         used.add("label_smoothing")
-    if not torch.equal(lv.g_loss(fake, saturating=True), lv.g_loss(fake, saturating=False)):
+    if not torch.equal(lv.g_loss(fake, saturating=True, real_logits=real),
+                       lv.g_loss(fake, saturating=False, real_logits=real)):
         used.add("g_saturating")
     if isinstance(t.opt_d, torch.optim.Adam):
         used |= {"beta1", "beta2"}

@@ -15,9 +15,11 @@ from ..data import DiffAugment, ImageDataset
 from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penalty, r1_penalty_fp32
 from ..models import build_models
 from ..runs import RunStore
+from .d_terms import DTerms
 from .device import choose_threads, configure_cuda_math, pick_device, pick_precision, use_channels_last
 from .ema import EMA
 from .regularizers import LazyRegularizers
+from .replay import ReplayBuffer
 from .rmsprop import ScalerAwareRMSprop
 from .sampler import TensorBatchSampler
 from .syncbn import bn_sync, convert_batchnorm
@@ -100,6 +102,9 @@ class Trainer:
         self.r1_reuses_d_real = cfg.uses_r1 and not cfg.compile and self.precision.autocast_dtype is None
         # Lazy R1 / path length (every k-th step, k-fold weight) and the running pl_mean.
         self.regs = LazyRegularizers(cfg, self.G, self.device, world_size)
+        # ADA, FastGAN's reconstruction, R2 (each off unless asked) and experience replay.
+        self.terms = DTerms(cfg, self.D, self.device)
+        self.replay = ReplayBuffer(cfg.replay, cfg.batch_size, self.device) if cfg.replay > 0 else None
         # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).
         self.D_plain: Callable = torch.compile(self.D) if cfg.compile else self.D
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -202,6 +207,7 @@ class Trainer:
                 x = x + std * torch.randn_like(x)
         if self.augment is not None:
             x = self.augment(x)
+        x = self.terms.augment(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -238,11 +244,16 @@ class Trainer:
             real_in = self._d_input(real)
             if need_r1 and self.r1_reuses_d_real:
                 real_in = real_in.detach().requires_grad_(True)
+            fake_in = self._d_input((self.replay.mix(fake) if self.replay is not None else fake).float())
             with self._autocast():
-                d_real = self.D_fwd(real_in, y)
-                d_fake = self.D_fwd(self._d_input(fake.float()), y)
+                d_real, recon = self.terms.d_real(self.D_fwd, real_in, y)
+                d_fake = self.D_fwd(fake_in, y)
                 loss_d = self.loss.d_loss(d_real.float(), d_fake.float(), real_target=real_target)
-            total_d = loss_d
+            total_d = loss_d if recon is None else loss_d + recon
+            self.terms.observe(d_real)
+            r2 = self.terms.r2(self.D, fake_in, y)
+            if r2 is not None:
+                total_d = total_d + r2
             if self.loss.uses_gradient_penalty:
                 # Penalties are computed in fp32: second-order gradients underflow in half precision.
                 gp, gnorm = gradient_penalty(self.D, real.detach(), fake.detach().float(), y, one_sided=cfg.gp_one_sided)
@@ -273,7 +284,11 @@ class Trainer:
         fake, yg = fake_g, y
         with self._autocast():
             d_fake_g = self.D_plain(self._d_input(fake), yg)
-            loss_g = self.loss.g_loss(d_fake_g.float(), saturating=cfg.g_saturating)
+            d_real_g = None
+            if self.loss.g_needs_real:  # relativistic: each fake is judged against a real, by the current D
+                with torch.no_grad():
+                    d_real_g = self.D_plain(self._d_input(real), y).float()
+            loss_g = self.loss.g_loss(d_fake_g.float(), saturating=cfg.g_saturating, real_logits=d_real_g)
             total_g = loss_g
             if cfg.feature_matching > 0:
                 with torch.no_grad():
@@ -295,7 +310,8 @@ class Trainer:
             self.ema.update(self.G)
         self.step_count += 1
         self.images_seen += cfg.batch_size * cfg.n_critic * self.world_size
-        out.update(self.regs.last)  # the last R1 / path-length values, also between their lazy steps
+        out.update(self.regs.last)
+        out.update(self.terms.last)  # ADA's p and r_t, the reconstruction loss, R2  # the last R1 / path-length values, also between their lazy steps
         out.update({"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),
                     "d/real": self.loss.d_output(d_real.detach().float()).mean(),
                     "d/fake": self.loss.d_output(d_fake.detach().float()).mean()})
@@ -340,7 +356,8 @@ class Trainer:
             "dataset": {"fingerprint": self.dataset.fingerprint, "count": len(self.dataset),
                         "channels": self.dataset.channels, "num_classes": self.num_classes},
             "extra": self.extra_state, "time": time.time(), "train_seconds": self.train_seconds,
-            "regularizers": self.regs.state_dict(),
+            "regularizers": self.regs.state_dict(), "d_terms": self.terms.state_dict(),
+            "replay": self.replay.state_dict() if self.replay is not None else None,
         }
 
     def load_state_dict(self, s: dict[str, Any], weights_only: bool = False) -> None:
@@ -355,6 +372,9 @@ class Trainer:
         self.step_count = int(s["step"])
         self.images_seen = int(s.get("images_seen", 0))
         self.extra_state = dict(s.get("extra") or {})
+        self.terms.load_state_dict(s.get("d_terms") or {})  # ADA's p continues where it was, forks too
+        if self.replay is not None and s.get("replay"):
+            self.replay.load_state_dict(s["replay"])
         self.regs.load_state_dict(s.get("regularizers") or {})  # pl_mean belongs with G's weights (forks too)
         if weights_only:  # a fork is a new run folder: its time budget starts afresh
             self.train_seconds = 0.0

@@ -306,6 +306,20 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert float(straight.regs.pl_mean) == pytest.approx(float(resumed.regs.pl_mean), rel=1e-5)
 
 
+def test_channels_last_fast_path_matches_plain_path():
+    """channels_last (the CPU/CUDA fast path) gives the same training, R1 and path length included."""
+    losses = {}
+    for fast in (True, False):
+        images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        t = Trainer(cfg(seed=3, r1_weight=1.0, r1_every=2, pl_weight=2.0, pl_every=2),
+                    ImageDataset(images, None, [], 3, 16, "t", "t"), fast_path=fast)
+        assert t.channels_last == fast
+        losses[fast] = [[float(v) for v in (o["loss/d"], o["loss/g"], o["r1"], o["loss/pl"])]
+                        for o in (t.step() for _ in range(3))]
+    for a, b in zip(losses[True], losses[False]):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+
+
 def test_conditional():
     G, D = build_models(cfg(conditional=True), 3, num_classes=4)
     G.eval()

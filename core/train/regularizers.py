@@ -61,7 +61,9 @@ class LazyRegularizers:
             if G.training and G.style_mixing > 0:
                 ws = G.mix(ws, z, y)
             img = G.synthesis(ws).float()
-            noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+            # Not randn_like: on a channels_last image it would draw in NHWC order, so the fast path
+            # would see other noise than the plain one.
+            noise = torch.randn(img.shape, device=img.device) / math.sqrt(img.shape[2] * img.shape[3])
             (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
             lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
             pl_mean = self.pl_mean.lerp(lengths.mean(), PL_DECAY)

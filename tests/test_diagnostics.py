@@ -215,7 +215,7 @@ def test_overfitting_from_d_gap_and_copies():
     g = torch.Generator().manual_seed(1)
     gap = d_gap_stats(torch.randn(128, generator=g) + 3, torch.randn(128, generator=g), BCE)
     got = overfitting(gap, BCE)
-    assert got and got.evidence["effect"] > 2 and got.fix == {"diffaug": "translation,cutout,color"}
+    assert got and got.evidence["effect"] > 2 and got.fix == {"ada_target": 0.6}
     same = d_gap_stats(torch.randn(128, generator=g), torch.randn(128, generator=g), BCE)
     assert overfitting(same, BCE) is None
     few = d_gap_stats(torch.randn(128, generator=g) + 1.1, torch.randn(6, generator=g) , BCE)

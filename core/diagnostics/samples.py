@@ -222,7 +222,11 @@ def overfitting(stats: dict[str, float], cfg: TrainConfig) -> Finding | None:
     if not reasons:
         return None
     fix: dict[str, Any] = {}
-    if not cfg.diffaug_policies:
+    if cfg.ada_target == 0:
+        fix["ada_target"] = 0.6
+        how = ("turn on adaptive augmentation (ada_target=0.6), which augments what D sees exactly as much as "
+               "it overfits: flips, rotations, shifts, colour, cutout, without the augmentations leaking into samples")
+    elif not cfg.diffaug_policies:
         fix["diffaug"] = "translation,cutout,color"
         how = "turn on DiffAugment (diffaug=translation,cutout,color), which shows D shifted, cut-out and recoloured copies so it cannot memorise"
     elif cfg.instance_noise == 0:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import torch
 
-from ..train.checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint
+from ..train.checkpoint import (
+    BEST_NAME,
+    CheckpointError,
+    latest_valid_checkpoint,
+    list_checkpoints,
+    load_usable_checkpoint,
+)
 from .bundle import find_bundle_in, load_bundle
 from .loaded import LoadedGenerator, generator_from_state
 
@@ -88,10 +94,10 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu", c
             ckpt_path, state = found
         else:
             ckpt_path = resolve_checkpoint(p, checkpoint)
-            state = load_checkpoint(ckpt_path, map_location)
+            state = load_usable_checkpoint(ckpt_path, map_location)
     else:
         _refuse_programs(p)
-        ckpt_path, state = p, load_checkpoint(p, map_location)
+        ckpt_path, state = p, load_usable_checkpoint(p, map_location)
     return generator_from_state(state, ckpt_path, with_discriminator=with_discriminator)
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..fsutil import atomic_write_bytes
+from ..fsutil import UnsafePathError, atomic_write_bytes, check_write_target
 
 FORMAT = "gan-studio-checkpoint"
 VERSION = 1
@@ -29,9 +30,19 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Serialise to memory first, then write beside the target and rename: a crash or a full disk
     at any point leaves the previous checkpoint files untouched."""
     path = Path(path)
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    # In a run folder (RUN/checkpoints/x.pt) a link planted as checkpoints/ or as the file is refused.
+    inside = path.parent.parent if path.parent.name == "checkpoints" else None
+    try:
+        if inside is not None:
+            check_write_target(path, inside)
+            if path.parent.is_symlink():
+                raise UnsafePathError(f"{path.parent} is a symbolic link (to {os.readlink(path.parent)}); "
+                                      "GAN Studio never writes checkpoints through a link in a run folder")
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
+        atomic_write_bytes(path, buf.getvalue(), inside=inside)
+    except UnsafePathError as e:
+        raise CheckpointError(str(e)) from None
     return path
 
 
@@ -66,13 +77,29 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def latest_valid_checkpoint(folder: str | Path, map_location="cpu") -> tuple[Path, dict[str, Any]] | None:
-    """Newest checkpoint that loads; corrupt newer ones (a crash mid-write of a non-atomic copy,
-    a disk error) are skipped so resume falls back to the one before."""
+def load_usable_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """load_checkpoint, then the deep check: every key a resume reads, and G/D/EMA tensor shapes against
+    the networks its own config describes (built on the meta device). CheckpointError names the file."""
+    from .ckpt_check import training_state_problem
+
+    state = load_checkpoint(path, map_location)
+    why = training_state_problem(state)
+    if why:
+        raise CheckpointError(f"{path} has the checkpoint format marker but cannot be used: {why}")
+    return state
+
+
+def latest_valid_checkpoint(folder: str | Path, map_location="cpu",
+                            skipped: list[tuple[Path, str]] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """Newest checkpoint that loads and passes the deep check; corrupt or mismatched newer ones (a crash
+    mid-write of a non-atomic copy, a disk error, a file from another run) are skipped, and listed in
+    ``skipped`` as (path, why) when given, so resume falls back to the one before and can say so."""
     for _, p in reversed(list_checkpoints(folder)):
         try:
-            return p, load_checkpoint(p, map_location)
-        except CheckpointError:
+            return p, load_usable_checkpoint(p, map_location)
+        except CheckpointError as e:
+            if skipped is not None:
+                skipped.append((p, str(e)))
             continue
     return None
 

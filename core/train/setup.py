@@ -12,7 +12,7 @@ import torch
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
 from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
-from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_checkpoint
+from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_usable_checkpoint
 from .trainer import Trainer
 
 # Fields that fix the networks' shapes: a fork may change anything else (even the data).
@@ -74,19 +74,23 @@ def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKE
                               f"{verb}: it changes the networks or the data. Fork a new run instead.")
 
 
-def newest_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint that loads: the newest periodic one, or best.pt when its step is later
-    (a crash after an evaluation but before the next periodic checkpoint, or a folder where the
-    user kept only best.pt). Both hold the full training state."""
+def newest_checkpoint(folder: str | Path, skipped: list[tuple[Path, str]] | None = None
+                      ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads and fits its config: the newest periodic one, or best.pt when its
+    step is later (a crash after an evaluation but before the next periodic checkpoint, or a folder where
+    the user kept only best.pt). Both hold the full training state. Files passed over for being unusable
+    are added to ``skipped`` as (path, why)."""
     folder = Path(folder)
-    found = latest_valid_checkpoint(folder)
+    found = latest_valid_checkpoint(folder, skipped=skipped)
     best = folder / BEST_NAME
     if best.is_file():
         try:
-            state = load_checkpoint(best)
-        except CheckpointError:
+            state = load_usable_checkpoint(best)
+        except CheckpointError as e:
             state = None
-        if state is not None and (found is None or int(state["step"]) > int(found[1]["step"])):
+            if skipped is not None:
+                skipped.append((best, str(e)))
+        if state is not None and (found is None or state["step"] > found[1]["step"]):
             return best, state
     return found
 
@@ -131,9 +135,11 @@ def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, wo
         upd["minutes"] = minutes
     cfg = old.replace(**upd).validate()
     check_resume_changes(old, cfg)
-    found = newest_checkpoint(store.checkpoints_dir)
+    skipped: list[tuple[Path, str]] = []
+    found = newest_checkpoint(store.checkpoints_dir, skipped)
     if found is None and (list_checkpoints(store.checkpoints_dir) or (store.checkpoints_dir / BEST_NAME).exists()):
-        raise CheckpointError(f"every checkpoint in {store.checkpoints_dir} is unreadable")
+        raise CheckpointError(f"every checkpoint in {store.checkpoints_dir} is unreadable or unusable"
+                              + (f" (newest: {skipped[0][1]})" if skipped else ""))
     if found is None and (last := _recorded_step(info)) > 0:
         # Starting again at step 0 would truncate metrics.jsonl and overwrite samples and best.pt.
         raise RunError(f"{info.path.name} has trained up to step {last} (metrics.jsonl, samples/) but has no "
@@ -166,6 +172,10 @@ def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, wo
             tmp.unlink()
         except OSError:
             pass
+    for path, why in skipped:  # as documented: an unusable newer checkpoint is passed over, and said so
+        store.log_event("warning", step=found[1]["step"] if found else 0,
+                        message=f"Skipped checkpoints/{path.name}: {why}"
+                        + (f"; resuming from {found[0].name}" if found else ""))
     if data_note:
         store.log_event("warning", step=found[1]["step"] if found else 0, message=data_note)
     elif fp_then and fp_then != ds.fingerprint:
@@ -177,10 +187,13 @@ def _resume(info, store: RunStore, steps, minutes, changes, shared_cpu, rank, wo
         t.resumed_from = found[0]
     store.truncate_metrics_after(t.step_count)  # no step appears twice in metrics.jsonl
     if cfg != old:
-        from ..fsutil import atomic_write_json, read_json
+        from ..fsutil import UnsafePathError, atomic_write_json, read_json
         raw = read_json(store.path / RunStore.CONFIG)
         raw["config"] = cfg.to_dict()
-        atomic_write_json(store.path / RunStore.CONFIG, raw)
+        try:
+            atomic_write_json(store.path / RunStore.CONFIG, raw, inside=store.path)
+        except UnsafePathError as e:
+            raise RunError(str(e)) from None
     store.write_status(state="starting", step=t.step_count, total_steps=cfg.steps, message="Resuming")
     if found is None:
         how = "Restarted (no checkpoint yet)"

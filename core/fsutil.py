@@ -1,22 +1,55 @@
 """Crash-safe file primitives: atomic replace, tolerant JSONL append/read, finite-safe JSON."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
+class UnsafePathError(ValueError):
+    """A write that would go through a symbolic link, or out of the folder it belongs in; names the path."""
+
+
+def check_write_target(path: str | Path, inside: str | Path | None = None) -> None:
+    """Refuse to write ``path`` when it is a symbolic link or not a regular file, or (with ``inside``) when
+    its folder, links resolved, is not ``inside`` or a folder under it.
+
+    Why: a runs folder can be shared, and a link planted in a run folder (events.jsonl -> ~/.bashrc,
+    checkpoints/ -> someone's folder) would make a training or a resume write where its owner never meant."""
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{p} is a symbolic link (to {os.readlink(p)}); GAN Studio never writes through a "
+                              "link in a run folder. Replace it with a regular file or remove it")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(f"{p} is not a regular file; refusing to write it")
+    if inside is not None:
+        root = os.path.realpath(inside)
+        parent = os.path.realpath(p.parent)
+        if parent != root and not parent.startswith(root.rstrip(os.sep) + os.sep):
+            raise UnsafePathError(f"{p.parent} leads outside {inside} (to {parent}) through a symbolic link; "
+                                  "refusing to write there")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True, inside: str | Path | None = None) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync, then rename over it.
 
     A reader (or a crash) sees either the old file or the new one, never a mix; the temp
     file lives in the same directory so ``os.replace`` is an atomic rename on one filesystem.
+    With ``inside`` (a run folder) a link at ``path`` or on the way to it is refused (check_write_target).
     """
     path = Path(path)
+    if inside is not None:
+        check_write_target(path, inside)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -49,8 +82,9 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: str | Path, obj: Any, fsync: bool = True) -> None:
-    atomic_write_bytes(path, (json.dumps(finite_json(obj), indent=2) + "\n").encode("utf-8"), fsync=fsync)
+def atomic_write_json(path: str | Path, obj: Any, fsync: bool = True, inside: str | Path | None = None) -> None:
+    atomic_write_bytes(path, (json.dumps(finite_json(obj), indent=2) + "\n").encode("utf-8"), fsync=fsync,
+                       inside=inside)
 
 
 def finite_json(obj: Any) -> Any:
@@ -74,18 +108,32 @@ def metrics_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class JsonlAppender:
-    """Append-only JSON-lines file; every line is flushed so other processes see it at once."""
+    """Append-only JSON-lines file; every line is flushed so other processes see it at once.
 
-    def __init__(self, path: str | Path):
+    Opened with O_NOFOLLOW and checked to be a regular file: a link or a FIFO planted in its place is
+    refused (UnsafePathError naming it) instead of appended to or blocked on."""
+
+    def __init__(self, path: str | Path, inside: str | Path | None = None):
         self.path = Path(path)
+        check_write_target(self.path, inside)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:  # O_NONBLOCK: a FIFO swapped in after the check must not block the open
+            fd = os.open(self.path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(f"{self.path} is a symbolic link; GAN Studio never writes through a link "
+                                      "in a run folder") from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise UnsafePathError(f"{self.path} is not a regular file; refusing to write it")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
         # A previous crash may have left a torn last line; start on a fresh line so our
         # first record is not glued to it (readers skip the torn fragment).
-        needs_newline = False
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                needs_newline = f.read(1) != b"\n"
-        self._f = open(self.path, "a", encoding="utf-8")
+        needs_newline = st.st_size > 0 and os.pread(fd, 1, st.st_size - 1) != b"\n"
+        self._f = open(fd, "a", encoding="utf-8")
         if needs_newline:
             self._f.write("\n")
             self._f.flush()
@@ -217,7 +265,15 @@ class FileLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        # O_NOFOLLOW: a link planted as the lock file must not make us truncate what it points to.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafePathError(f"{self.path} is a symbolic link; GAN Studio never writes through a link "
+                                      "in a run folder") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # EWOULDBLOCK: someone holds it

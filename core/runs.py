@@ -8,11 +8,12 @@ import re
 import shutil
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import FileLock, JsonlAppender, atomic_write_json, metrics_row, read_json, read_jsonl
+from .fsutil import FileLock, JsonlAppender, UnsafePathError, atomic_write_json, metrics_row, read_json, read_jsonl
 from .run_fields import META_KINDS, STATUS_KINDS, check_config, check_fields
 
 STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
@@ -41,6 +42,15 @@ def _pid_alive(pid: int) -> bool:
 
 class RunError(ValueError):
     """A run folder problem a user can act on (names the folder or file)."""
+
+
+@contextmanager
+def _no_links():
+    """Raise a write refused for a planted link (fsutil.UnsafePathError) as the RunError the CLI and pages show."""
+    try:
+        yield
+    except UnsafePathError as e:
+        raise RunError(str(e)) from None
 
 
 def sanitize_name(name: str) -> str:
@@ -74,8 +84,11 @@ class RunStore:
         self.path = Path(path)
         self.samples_dir = self.path / "samples"
         self.checkpoints_dir = self.path / "checkpoints"
-        self.samples_dir.mkdir(parents=True, exist_ok=True)
-        self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        for d in (self.samples_dir, self.checkpoints_dir):
+            if d.is_symlink():  # checkpoints/ -> elsewhere would put every checkpoint outside the run folder
+                raise RunError(f"{d} is a symbolic link (to {os.readlink(d)}); GAN Studio never writes through "
+                               "a link in a run folder. Replace it with a real folder")
+            d.mkdir(parents=True, exist_ok=True)
         self._metrics: JsonlAppender | None = None
         self._events: JsonlAppender | None = None
         self._status: dict[str, Any] = {}
@@ -103,7 +116,7 @@ class RunStore:
         else:  # pragma: no cover - needs 1000 concurrent creators
             raise RunError(f"could not create a new run folder in {root}")
         store = cls(path)
-        atomic_write_json(path / cls.CONFIG, {"config": config, **meta})
+        atomic_write_json(path / cls.CONFIG, {"config": config, **meta}, inside=path)
         store.write_status(state="starting", step=0, total_steps=config.get("steps"))
         return store
 
@@ -118,7 +131,9 @@ class RunStore:
         process dies.
         """
         lock = self._lock or FileLock(self.path / self.LOCK)
-        if not lock.acquire():
+        with _no_links():
+            got = lock.acquire()
+        if not got:
             pid, host = lock.holder()
             if pid == os.getpid():
                 # This process holds it: maybe a trainer that was made but never run and is now
@@ -140,12 +155,14 @@ class RunStore:
     # ---------------------------------------------------------------- writing
     def log_metrics(self, row: dict[str, Any]) -> None:
         if self._metrics is None:
-            self._metrics = JsonlAppender(self.path / self.METRICS)
+            with _no_links():
+                self._metrics = JsonlAppender(self.path / self.METRICS, inside=self.path)
         self._metrics.write(metrics_row(row))
 
     def log_event(self, type: str, **fields: Any) -> dict[str, Any]:
         if self._events is None:
-            self._events = JsonlAppender(self.path / self.EVENTS)
+            with _no_links():
+                self._events = JsonlAppender(self.path / self.EVENTS, inside=self.path)
         ev = {"type": type, "time": time.time(), **fields}
         self._events.write(ev)
         return ev
@@ -156,7 +173,8 @@ class RunStore:
         self._status["updated"] = time.time()
         self._status["pid"] = os.getpid()
         self._status["host"] = HOST
-        atomic_write_json(self.path / self.STATUS, self._status, fsync=False)
+        with _no_links():
+            atomic_write_json(self.path / self.STATUS, self._status, fsync=False, inside=self.path)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -174,7 +192,8 @@ class RunStore:
         if len(keep) != len(rows) or torn:
             tmp = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in keep)
             from .fsutil import atomic_write_bytes
-            atomic_write_bytes(path, tmp.encode("utf-8"))
+            with _no_links():
+                atomic_write_bytes(path, tmp.encode("utf-8"), inside=self.path)
 
     def close(self) -> None:
         for f in (self._metrics, self._events):
@@ -200,7 +219,8 @@ def write_control(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
         ctl["checkpoint_seq"] = int(ctl.get("checkpoint_seq", 0)) + 1
     ctl.update(changes)
     ctl["time"] = time.time()
-    atomic_write_json(path, ctl, fsync=False)
+    with _no_links():
+        atomic_write_json(path, ctl, fsync=False, inside=run_dir)
     return ctl
 
 
@@ -369,9 +389,19 @@ def list_runs(root: str | Path) -> list[RunInfo]:
 
 
 def delete_run(root: str | Path, run_dir: str | Path) -> None:
-    """Delete a run folder that lies inside ``root`` and is not being trained."""
+    """Delete a run folder that lies inside ``root`` and is not being trained.
+
+    Never through a link: a run folder that is itself a symbolic link loses only the link (what it points
+    to, inside the root or not, is left alone), and links inside the folder are removed as links
+    (shutil.rmtree does not follow them)."""
+    root_r = Path(root).expanduser().resolve()
+    link = Path(run_dir).expanduser()
+    link = link if link.is_absolute() else root_r / link
+    if link.is_symlink() and _RUN_DIR_RE.match(link.name) and Path(os.path.realpath(link.parent)) == root_r:
+        link.unlink()
+        return
     p = resolve_inside(root, run_dir)
-    if p == Path(root).expanduser().resolve() or not _RUN_DIR_RE.match(p.name):
+    if p == root_r or not _RUN_DIR_RE.match(p.name):
         raise RunError(f"{run_dir} is not a run folder")
     info = load_run(p)
     if info.state in ACTIVE_STATES:

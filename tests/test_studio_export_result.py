@@ -1,8 +1,9 @@
 """Export page (#20 item 5): the result box and its download buttons belong to the format, run and
-checkpoint they were made for; switching format (or coming back) never shows another format's file."""
+checkpoint they were made for; switching format (or coming back) never shows another format's file.
+Latent explorer (#20 item 10): its sample grid can be downloaded."""
 from __future__ import annotations
 
-from test_studio_latent_export import EXPORT, _button, _ok, app, roots  # noqa: F401 - fixtures
+from test_studio_latent_export import EXPORT, LATENT, _button, _ok, app, roots  # noqa: F401 - fixtures
 
 
 def _results(at) -> list[str]:
@@ -33,3 +34,12 @@ def test_the_result_follows_the_chosen_format(app):  # noqa: F811
     assert len(res) == 1 and "safetensors bundle" in res[0], res
     at.run()
     assert len(_results(at)) == 1 and "safetensors bundle" in _results(at)[0]
+
+
+def test_latent_explorer_grid_downloads(app):  # noqa: F811
+    at = app(LATENT, "trained").run()
+    _ok(at)
+    dl = next(d for d in at.get("download_button") if d.proto.label == "Download grid")
+    assert dl.proto.help
+    at.button(key="lat_pin_3").click().run()  # still there with pins
+    assert any(d.proto.label == "Download grid" for d in at.get("download_button"))

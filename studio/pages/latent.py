@@ -10,6 +10,7 @@ import torch
 
 from core import latent as L
 from core.generator import LoadedGenerator, load_generator
+from core.imaging import grid_png
 from core.runs import RunInfo
 from studio import state
 from studio.pickers import run_and_checkpoint
@@ -161,8 +162,14 @@ def seed_grid(g: LoadedGenerator) -> tuple[float, Any]:
                           type="primary" if pinned else "tertiary", width="stretch",
                           icon=":material/push_pin:",
                           help="Pin this seed: the last two pinned seeds are interpolated, the last one is edited.")
-    if pins:
-        st.caption("Pinned: " + ", ".join(str(p) for p in pins))
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        # The PNG is made only on click (8 tiles a row, each at least 64 px, nearest neighbour).
+        st.download_button("Download grid", lambda: grid_png(imgs, nrow=per_row, min_tile=64),
+                           file_name=f"seeds_{first}-{first + n - 1}_psi{psi:g}.png", mime="image/png",
+                           icon=":material/download:", on_click="ignore", key=f"{K}grid_dl",
+                           help="These samples as one PNG grid, 8 a row.")
+        if pins:
+            st.caption("Pinned: " + ", ".join(str(p) for p in pins))
     return psi, class_id
 
 

@@ -212,3 +212,28 @@ def test_onnx_uses_the_torch_export_exporter_or_says_why_not(runs, tmp_path):
 def test_cli_torch_export(runs, tmp_path, capsys):
     assert cli.main(["export", str(runs["plain"]), "--format", "torch-export", "--out", str(tmp_path / "g")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "g.pt2")
+
+
+def test_model_card_has_hugging_face_front_matter(runs, tmp_path):
+    ev = runs["cond"] / "evaluations.jsonl"
+    ev.write_text('{"step": 2, "metric": "fid", "value": 99.0, "n": 64, "feature_net": "tiny"}\n')
+    try:
+        card = E.export_generator(runs["cond"], "torch-export", tmp_path / "c").card
+    finally:
+        ev.unlink()
+    head, _, body = card.partition("\n---\n")
+    lines = head.splitlines()
+    assert lines[0] == "---" and body.lstrip().startswith("# Generator: ")
+    assert lines[1].startswith("license: other  # placeholder") and "library_name: pytorch" in lines
+    assert '- "conditional-image-generation"' in lines and '- "gan"' in lines and "pipeline_tag" not in head
+    assert lines[lines.index("datasets:") + 1] == '- "shapes"'
+    assert lines[lines.index("metrics:") + 1] == '- "fid"'
+    plain = E.export_generator(runs["plain"], "torch-export", tmp_path / "p").card
+    assert "pipeline_tag: unconditional-image-generation" in plain and '- "unconditional-image-generation"' in plain
+    assert "metrics: []" in plain
+    try:
+        import yaml
+    except ImportError:
+        return
+    meta = yaml.safe_load(plain.split("---\n")[1])
+    assert meta["library_name"] == "pytorch" and "gan" in meta["tags"] and meta["license"] == "other"

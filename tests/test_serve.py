@@ -63,6 +63,7 @@ def test_health_info_and_the_same_pixels_as_generate(run, tmp_path):
         info = json.loads(body)
         assert code == 200
         assert (info["family"], info["resolution"], info["channels"], info["latent_dim"]) == ("resnet-sn", 16, 3, 16)
+        assert info["truncation_space"] == "z" and info["max_n"] == 64
         assert info["num_classes"] == 4 and info["class_names"] == ["circle", "square", "triangle", "ring"]
         code, headers, body = _get(url + "/generate?seed=3&n=4&truncation=0.7&class=square&format=zip")
         assert code == 200 and headers["content-type"] == "application/zip"

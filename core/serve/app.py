@@ -37,7 +37,9 @@ def model_info(g: LoadedGenerator) -> dict[str, Any]:
     """The model-card facts a client needs to call /generate."""
     return {"family": g.cfg.arch, "resolution": g.resolution, "channels": g.channels, "latent_dim": g.latent_dim,
             "conditional": bool(g.num_classes), "num_classes": g.num_classes, "class_names": list(g.class_names),
-            "step": g.step, "uses_ema": g.uses_ema, "loss": g.cfg.loss, "source": g.source.name}
+            "step": g.step, "uses_ema": g.uses_ema, "loss": g.cfg.loss, "source": g.source.name,
+            # where /generate's truncation acts: style families pull w toward w_avg, the others truncate z
+            "truncation_space": "w" if all(hasattr(g.G, a) for a in ("mapping", "synthesis", "w_avg")) else "z"}
 
 
 class BadParam(ValueError):

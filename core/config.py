@@ -48,6 +48,9 @@ class TrainConfig:
     style_mixing: float = _f(0.9, "stylegan2 only: probability that a training fake takes its styles from two latents, switching at a random "
                              "layer (style-mixing regularisation; 0 = off). Keeps layers from relying on each other, so styles mix cleanly later.",
                              group="model")
+    attention: int = _f(0, "SAGAN self-attention (Zhang et al. 2019) in G and D at this feature-map size (0 = off; 16 or 32 typical; "
+                        "dcgan and resnet-sn): every position can look at every other, so distant parts of an image agree "
+                        "(symmetry, repeated textures). Memory grows with the size to the fourth power.", group="model")
     d_norm: str = _f("auto", "Normalisation in D: batch, layer, none, or auto (batch for bce/lsgan/hinge; none with gradient penalties, where BatchNorm breaks the penalty).", group="model", choices=D_NORMS)
     # --- optimisation ---
     batch_size: int = _f(64, "Images per step. Larger is smoother but needs more memory; 32-128 is typical.", group="optim")
@@ -140,6 +143,9 @@ class TrainConfig:
         need(4 <= self.g_width <= 1024, "g_width", "must be between 4 and 1024")
         need(4 <= self.d_width <= 1024, "d_width", "must be between 4 and 1024")
         need(self.d_norm in D_NORMS, "d_norm", f"must be one of {', '.join(D_NORMS)}")
+        need(self.attention == 0 or (8 <= self.attention <= self.resolution // 2 and self.attention & (self.attention - 1) == 0),
+             "attention", f"must be 0 (off) or a power of two from 8 to half the resolution ({self.resolution // 2}), "
+                          f"got {self.attention}")
         need(2 <= self.batch_size <= 4096, "batch_size", "must be between 2 and 4096")
         for n in ("lr_g", "lr_d"):
             need(0 < getattr(self, n) <= 1, n, "must be in (0, 1]")
@@ -340,4 +346,5 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 # Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
 RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
-                 "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers", "minibatch_disc", "pac")
+                 "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers", "minibatch_disc", "pac",
+                 "attention")

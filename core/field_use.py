@@ -51,6 +51,8 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         if loss.prefers_optimizer != "adam":
             out["beta1"] = out["beta2"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
     out.update(ARCH_IGNORES.get(v["arch"], {}))
+    if v["arch"] not in ("dcgan", "resnet-sn"):
+        out["attention"] = f"self-attention layers exist in dcgan and resnet-sn only (arch is {v['arch']})"
     if v["arch"] != "fastgan":
         out["recon_weight"] = f"only fastgan's discriminator has reconstruction decoders (arch is {v['arch']})"
     if v["arch"] != "stylegan2":

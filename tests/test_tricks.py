@@ -73,3 +73,41 @@ def test_replay_keeps_the_newest_when_full_and_round_trips():
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     x = torch.full((4, 1, 1, 1), 9.0)
     assert torch.equal(buf.mix(x, g1), other.mix(x, g2))
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet-sn"])
+def test_attention_sits_at_the_asked_size_in_g_and_d(arch):
+    from core.config import ConfigError, TrainConfig
+    from core.models import SelfAttention, build_models
+    cfg = TrainConfig(arch=arch, resolution=32, g_width=8, d_width=8, latent_dim=16, attention=16).validate()
+    G, D = build_models(cfg, 3)
+    sizes = {}
+    for name, net in (("G", G), ("D", D)):
+        for m in net.modules():
+            if isinstance(m, SelfAttention):
+                m.register_forward_hook(lambda mod, i, o, n=name: sizes.update({n: o.shape[-1]}))  # returns None
+        assert sum(isinstance(m, SelfAttention) for m in net.modules()) == 1
+    x = G(torch.randn(2, 16))
+    D(x)
+    assert sizes == {"G": 16, "D": 16}
+    plain = build_models(cfg.replace(attention=0), 3)
+    assert not any(isinstance(m, SelfAttention) for net in plain for m in net.modules())
+    with pytest.raises(ConfigError, match="attention"):
+        cfg.replace(attention=32).validate()  # not below half the resolution
+    with pytest.raises(ConfigError, match="attention"):
+        cfg.replace(attention=12).validate()
+
+
+def test_pac_and_minibatch_disc_through_build_models():
+    from core.config import ConfigError, TrainConfig
+    from core.models import build_models
+    for arch in ("dcgan", "resnet-sn", "mlp", "fastgan", "stylegan2"):
+        cfg = TrainConfig(arch=arch, resolution=16, g_width=8, d_width=8, latent_dim=16, pac=2, minibatch_disc=True)
+        G, D = build_models(cfg.validate(), 3)
+        x = G(torch.randn(6, 16))
+        assert D(x).shape == (3,), arch
+        assert D.inner.mbd is not None
+    with pytest.raises(ConfigError, match="multiple of pac"):
+        TrainConfig(batch_size=10, pac=3).validate()
+    with pytest.raises(ConfigError, match="pac"):
+        TrainConfig(pac=2, conditional=True).validate()

@@ -8,7 +8,7 @@ from torch import nn
 
 from core.config import TrainConfig
 from core.models.base import Discriminator, Generator
-from core.models.layers import MinibatchStdDev, add_spectral_norm, dcgan_init, norm2d, resolve_d_norm
+from core.models.layers import MinibatchStdDev, SelfAttention, add_spectral_norm, dcgan_init, norm2d, resolve_d_norm
 from core.models.registry import register
 
 # Widths stop doubling at 8x the base width, as in the 64 px original (ngf * 8 at 4 x 4);
@@ -27,7 +27,8 @@ class DCGANGenerator(Generator):
     (``self.main`` even has the same indices, so its state dicts load).
     """
 
-    def __init__(self, latent_dim: int, resolution: int, channels: int, width: int, num_classes: int = 0):
+    def __init__(self, latent_dim: int, resolution: int, channels: int, width: int, num_classes: int = 0,
+                 attention: int = 0):
         super().__init__(latent_dim, resolution, channels, num_classes)
         k = int(math.log2(resolution)) - 3  # middle up-blocks between 4 x 4 and the last layer
         ch = width * _mult(k)
@@ -39,6 +40,8 @@ class DCGANGenerator(Generator):
             out = width * _mult(k - 1 - i)
             layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1, bias=False),  # out x 2^(i+3) x 2^(i+3)
                        nn.BatchNorm2d(out), nn.ReLU(True)]
+            if attention == 2 ** (i + 3):  # SAGAN: attention over this size's feature map (absent by default,
+                layers.append(SelfAttention(out))  # so the tutorial net's indices are unchanged)
             ch = out
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]  # C x R x R
         self.main = nn.Sequential(*layers)
@@ -59,7 +62,7 @@ class DCGANDiscriminator(Discriminator):
     """
 
     def __init__(self, resolution: int, channels: int, width: int, norm: str, minibatch_std: bool,
-                 num_classes: int = 0, latent_dim: int = 0):
+                 num_classes: int = 0, latent_dim: int = 0, attention: int = 0):
         super().__init__(resolution, channels, num_classes, latent_dim)
         k = int(math.log2(resolution)) - 3
         # With BatchNorm a conv bias is redundant (the classic net has none); without any norm it is needed.
@@ -67,10 +70,14 @@ class DCGANDiscriminator(Discriminator):
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=bias),  # width x R/2 x R/2
                                    nn.LeakyReLU(0.2, inplace=True)]
         ch = width
+        if attention == resolution // 2:
+            layers.append(SelfAttention(width))
         for i in range(k):
             out = width * _mult(i + 1)
             layers += [nn.Conv2d(ch, out, 4, 2, 1, bias=norm == "none"),  # out x R/2^(i+2) x R/2^(i+2)
                        norm2d(norm, out), nn.LeakyReLU(0.2, inplace=True)]
+            if attention == resolution >> (i + 2):
+                layers.append(SelfAttention(out))
             ch = out
         self.main = nn.Sequential(*layers)  # ch x 4 x 4
         self.feature_dim = ch * 16
@@ -90,9 +97,9 @@ class DCGANDiscriminator(Discriminator):
 
 @register("dcgan")
 def build_dcgan(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
-    g = DCGANGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes)
+    g = DCGANGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
     d = DCGANDiscriminator(cfg.resolution, channels, cfg.d_width, resolve_d_norm(cfg), cfg.minibatch_std,
-                           num_classes, cfg.latent_dim)
+                           num_classes, cfg.latent_dim, cfg.attention)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     if d.embed is not None:

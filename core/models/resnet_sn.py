@@ -9,7 +9,14 @@ from torch import nn
 
 from core.config import TrainConfig
 from core.models.base import Discriminator, Generator
-from core.models.layers import ConditionalBatchNorm2d, MinibatchStdDev, add_spectral_norm, upsample2x, xavier_init
+from core.models.layers import (
+    ConditionalBatchNorm2d,
+    MinibatchStdDev,
+    SelfAttention,
+    add_spectral_norm,
+    upsample2x,
+    xavier_init,
+)
 from core.models.registry import register
 
 # Channel multiplier of the base width: 4x at the coarse end (64 -> 256 at 4 x 4), 1x at full size.
@@ -66,9 +73,11 @@ class DBlock(nn.Module):
 class ResNetGenerator(Generator):
     """z -> (4w) x 4 x 4 -> up-blocks (halving width down to w) -> BN, ReLU, conv3x3 -> C x R x R (tanh)."""
 
-    def __init__(self, latent_dim: int, resolution: int, channels: int, width: int, num_classes: int = 0):
+    def __init__(self, latent_dim: int, resolution: int, channels: int, width: int, num_classes: int = 0,
+                 attention: int = 0):
         super().__init__(latent_dim, resolution, channels, num_classes)
         n_up = int(math.log2(resolution)) - 2
+        self.attn, self.attn_after = None, -1
         ch = width * min(_MAX_MULT, 2 ** n_up)
         self.ch0 = ch
         self.linear = nn.Linear(latent_dim, ch * 16)  # ch x 4 x 4
@@ -76,6 +85,8 @@ class ResNetGenerator(Generator):
         for i in range(n_up):
             out = width * min(_MAX_MULT, 2 ** (n_up - 1 - i))
             blocks.append(GBlock(ch, out, num_classes))  # out x 2^(i+3) x 2^(i+3)
+            if attention == 2 ** (i + 3):  # SAGAN: attention over this block's output
+                self.attn, self.attn_after = SelfAttention(out), i
             ch = out
         self.blocks = nn.ModuleList(blocks)
         self.bn = nn.BatchNorm2d(ch)
@@ -83,8 +94,10 @@ class ResNetGenerator(Generator):
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         h = self.linear(z).unflatten(1, (self.ch0, 4, 4))  # unflatten: ONNX-exportable with a dynamic batch
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             h = block(h, y)
+            if i == self.attn_after:
+                h = self.attn(h)
         return torch.tanh(self.out(F.relu(self.bn(h))))
 
 
@@ -96,14 +109,18 @@ class ResNetDiscriminator(Discriminator):
     """
 
     def __init__(self, resolution: int, channels: int, width: int, minibatch_std: bool,
-                 num_classes: int = 0, latent_dim: int = 0):
+                 num_classes: int = 0, latent_dim: int = 0, attention: int = 0):
         super().__init__(resolution, channels, num_classes, latent_dim)
         n_down = int(math.log2(resolution)) - 2
-        blocks = [DBlock(channels, width, first=True)]  # w x R/2 x R/2
+        blocks: list[nn.Module] = [DBlock(channels, width, first=True)]  # w x R/2 x R/2
+        if attention == resolution // 2:
+            blocks.append(SelfAttention(width))
         ch = width
         for i in range(1, n_down):
             out = width * min(_MAX_MULT, 2 ** i)
             blocks.append(DBlock(ch, out))  # out x R/2^(i+1) x R/2^(i+1)
+            if attention == resolution >> (i + 1):
+                blocks.append(SelfAttention(out))
             ch = out
         self.blocks = nn.Sequential(*blocks)  # ch x 4 x 4
         self.mbstd = MinibatchStdDev() if minibatch_std else None
@@ -129,8 +146,9 @@ class ResNetDiscriminator(Discriminator):
 @register("resnet-sn")
 def build_resnet_sn(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     # d_norm does not apply: spectral norm is this D's only normalisation, whatever cfg.spectral_norm says.
-    g = ResNetGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes)
-    d = ResNetDiscriminator(cfg.resolution, channels, cfg.d_width, cfg.minibatch_std, num_classes, cfg.latent_dim)
+    g = ResNetGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
+    d = ResNetDiscriminator(cfg.resolution, channels, cfg.d_width, cfg.minibatch_std, num_classes, cfg.latent_dim,
+                            cfg.attention)
     g.apply(xavier_init)
     d.apply(xavier_init)
     if d.embed is not None:

@@ -19,10 +19,12 @@ def _card(live: bool = True) -> None:
         return
     info = state.run_info(job.run_dir)
     with st.container(border=True):
+        now = info.state if info.status else job.state
+        title = "Paused" if now == "paused" else "Training now"
         if live:
-            st.markdown(f"**Training now** · {state.state_label(info.state if info.status else job.state)}")
+            st.markdown(f"**{title}** · {state.state_label(now)}")
         else:  # a still picture would go stale: the Monitor page shows the live numbers
-            st.markdown("**Training now**")
+            st.markdown(f"**{title}**")
         n = getattr(job, "nproc", 1) or 1
         st.caption(state.esc(info.name) + (f" · torchrun, {n} processes" if getattr(job, "proc", None) is not None
                                            else ""))

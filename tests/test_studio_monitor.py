@@ -118,3 +118,17 @@ def test_chart_ticks_are_readable():
     assert text == ["0.2", "0.5", "1"]
     assert len(vals) <= 6
     assert charts.pretty("diag/copy_rate") == "copy rate"
+
+
+def test_sidebar_card_says_paused_for_a_paused_job(runs, monkeypatch):  # noqa: F811
+    from types import SimpleNamespace
+
+    from studio import state
+
+    p = make_run(runs, "00000-job", state="paused")
+    monkeypatch.setattr(state, "active_job", lambda: SimpleNamespace(run_dir=p, state="paused", nproc=1, proc=None))
+    at = app()  # AppTest runs app.py's fragments (the sidebar card) only before a page switch
+    assert_ok(at)
+    side = [m.value for m in at.markdown]
+    assert any(m.startswith("**Paused**") for m in side), side
+    assert not any("Training now" in m for m in side)

@@ -116,6 +116,10 @@ class TrainConfig:
                    "count is fixed (threads=0 adapts it to the load, and different counts round differently: "
                    "such runs match in behaviour, not in every digit).", group="device")
     # --- run ---
+    init_from: str = _f("", "Transfer learning: start G, D and EMA from another run's weights instead of random ones: a run folder "
+                        "(its best.pt, else its newest checkpoint) or a checkpoint file. Same architecture and sizes; the "
+                        "data may differ. Step, optimisers and time budget start afresh. Empty = random initialisation.",
+                        group="run")
     name: str = _f("", "Short run name used in the folder name (default: arch-dataset).", group="run")
 
     # ------------------------------------------------------------------ API

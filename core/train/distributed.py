@@ -72,6 +72,9 @@ def create_distributed(cfg: TrainConfig, runs_dir: str | Path) -> Trainer:
     # Build first: DDP's constructor is a collective that rank 0 runs inside create_run, before
     # its broadcast, and collectives must come in the same order on every rank.
     t = Trainer(cfg.validate(), ds, None, rank=rank, world_size=world, device=device)
+    if cfg.init_from:  # every rank starts from the same transferred weights (DDP synced only the random ones)
+        from . import transfer
+        transfer.apply(t, transfer.load_source(cfg.init_from, cfg, ds.channels, ds.num_classes)[1])
     _broadcast(None)
     return t
 

@@ -12,6 +12,7 @@ import torch
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
 from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
+from . import transfer
 from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_usable_checkpoint
 from .trainer import Trainer
 
@@ -59,12 +60,21 @@ def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | N
     if cfg.conditional and ds.num_classes < 2:
         raise ConfigError("conditional", f"needs at least two classes, but {cfg.data} has "
                           f"{'none (no class subfolders)' if ds.num_classes == 0 else 'only one'}")
+    # The transfer source is checked before the run folder exists: a bad one leaves nothing behind.
+    source = transfer.load_source(cfg.init_from, cfg, ds.channels, ds.num_classes) if cfg.init_from else None
+    if source is not None:
+        meta = {**(meta or {}), "init_from": {"checkpoint": str(source[0]), "step": int(source[1].get("step", 0))}}
     store = RunStore.create(runs_dir, default_name(cfg), cfg.to_dict(),
                             {"versions": library_versions(), "dataset": dataset_meta(ds), "created": time.time(),
                              **(meta or {})})
     store.lock()  # a new folder: free, but held so a resume can never join this training
     store.log_event("state", state="starting", step=0, message=f"Created run {store.path.name}")
-    return Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)
+    t = Trainer(cfg, ds, store, shared_cpu=shared_cpu, rank=rank, world_size=world_size, device=device)
+    if source is not None:
+        transfer.apply(t, source[1])
+        store.log_event("transfer", step=0, message=f"Started from the weights of {source[0]} "
+                                                    f"(step {meta['init_from']['step']})")
+    return t
 
 
 def check_resume_changes(old: TrainConfig, new: TrainConfig, locked=RESUME_LOCKED, verb="resuming") -> None:
@@ -215,6 +225,8 @@ def fork_run(run_dir: str | Path, changes: dict[str, Any], runs_dir: str | Path 
     cfg = old.replace(**changes)
     if "name" not in changes:
         cfg = cfg.replace(name=(old.name or default_name(old))[:52] + "-fork")
+    if "init_from" not in changes:  # a fork starts from its source's checkpoint, not from its source's source
+        cfg = cfg.replace(init_from="")
     cfg = cfg.validate()
     check_resume_changes(old, cfg, locked=SHAPE_FIELDS, verb="forking")
     found = newest_checkpoint(Path(run_dir) / "checkpoints")

@@ -85,9 +85,14 @@ def _stop_on_signals():
         signal.signal(signal.SIGTERM, old_term)
 
 
-def _train(trainer, quiet: bool = False) -> int:
+def _train(trainer, quiet: bool = False, tensorboard: bool = False) -> int:
     """Run a prepared trainer in the foreground, printing progress and findings; Ctrl-C stops cleanly."""
     store = trainer.store
+    extra = []
+    if tensorboard:
+        from .tensorboard_hook import TB_DIR, TensorBoardMirror
+        extra.append(TensorBoardMirror(trainer))
+        print(f"TensorBoard: {store.path / TB_DIR} (tensorboard --logdir {store.path.parent})", file=sys.stderr)
     printer = None if quiet else ProgressPrinter(trainer.cfg.steps)
 
     def on_event(ev):
@@ -99,10 +104,12 @@ def _train(trainer, quiet: bool = False) -> int:
     try:
         with _stop_on_signals() as stop_asked:
             final = run_training(trainer, should_stop=stop_asked, on_event=on_event,
-                                 on_status=printer.status if printer else None)
+                                 on_status=printer.status if printer else None, extra_hooks=extra)
     finally:
         if printer:
             printer.close()
+        for hook in extra:
+            hook.close()
     print(f"{final}: {store.status.get('message', '')}", file=sys.stderr)
     print(store.path)  # last line of stdout: the run folder, for scripts
     return 0 if final in ("finished", "stopped") else 1
@@ -125,6 +132,9 @@ def cmd_train(args) -> int:
     from .setup import create_run
     cfg = _config_from_args(args)
     _check_runs_dir(args.runs_dir)
+    if getattr(args, "tensorboard", False):
+        from .tensorboard_hook import check_available
+        check_available()
     if distributed.is_distributed_launch():
         return _train_distributed(lambda: distributed.create_distributed(cfg, args.runs_dir), args)
     print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
@@ -132,19 +142,22 @@ def cmd_train(args) -> int:
     print(f"Run folder: {trainer.store.path}", file=sys.stderr)
     if args.announce:
         Path(args.announce).write_text(str(trainer.store.path))
-    return _train(trainer, args.quiet)
+    return _train(trainer, args.quiet, getattr(args, "tensorboard", False))
 
 
 def cmd_resume(args) -> int:
     from . import distributed
     from .setup import resume_run
     changes = parse_overrides(args.set or [])
+    if getattr(args, "tensorboard", False):
+        from .tensorboard_hook import check_available
+        check_available()
     if distributed.is_distributed_launch():
         return _train_distributed(lambda: distributed.resume_distributed(args.run_dir, args.steps, args.minutes,
                                                                           changes), args)
     trainer = resume_run(args.run_dir, steps=args.steps, minutes=args.minutes, changes=changes)
     print(f"Resuming {trainer.store.path} at step {trainer.step_count}", file=sys.stderr)
-    return _train(trainer, args.quiet)
+    return _train(trainer, args.quiet, getattr(args, "tensorboard", False))
 
 
 def _train_distributed(make, args) -> int:
@@ -157,7 +170,7 @@ def _train_distributed(make, args) -> int:
             if getattr(args, "announce", None):
                 Path(args.announce).write_text(str(trainer.store.path))
             print(f"Run folder: {trainer.store.path} ({trainer.world_size} processes)", file=sys.stderr)
-            code = _train(trainer, args.quiet)
+            code = _train(trainer, args.quiet, getattr(args, "tensorboard", False))
         else:
             with _stop_on_signals() as stop_asked:  # every rank stops together, with a final checkpoint
                 final = run_loop(trainer, (), should_stop=stop_asked)  # hooks run on rank 0 only
@@ -194,6 +207,9 @@ def add_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar; findings and the final line only")
     t.add_argument("--announce", metavar="FILE", help="write the run folder's path to FILE once it exists "
                    "(lets a launcher such as the studio find a torchrun job's folder)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also mirror metrics, sample grids and findings into RUN/tb/ for TensorBoard "
+                        "(tensorboard --logdir runs); needs pip install tensorboard")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
@@ -203,4 +219,7 @@ def add_parser(sub) -> None:
                    "(0 = no time limit)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a non-structural field (e.g. lr_g)")
     r.add_argument("--quiet", action="store_true", help="no progress bar; findings and the final line only")
+    r.add_argument("--tensorboard", action="store_true",
+                   help="also mirror metrics, sample grids and findings into RUN/tb/ for TensorBoard "
+                        "(tensorboard --logdir runs); needs pip install tensorboard")
     r.set_defaults(func=cmd_resume)

@@ -2,7 +2,7 @@
 (diagnostics, periodic quality) built with plain imports, then the loop."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..diagnostics import DiagnosticsMonitor
 from ..metrics.quality_hook import quality_hooks
@@ -19,6 +19,7 @@ def standard_hooks(trainer: Trainer) -> list[Hook]:
 
 def run_training(trainer: Trainer, should_stop: Callable[[], bool] | None = None,
                  on_event: Callable[[dict], None] | None = None,
-                 on_status: Callable[[dict], None] | None = None) -> str:
-    """Train ``trainer`` to its configured steps/minutes with the standard hooks; the final state."""
-    return run_loop(trainer, standard_hooks(trainer), should_stop, on_event, on_status)
+                 on_status: Callable[[dict], None] | None = None, extra_hooks: Sequence[Hook] = ()) -> str:
+    """Train ``trainer`` to its configured steps/minutes with the standard hooks (then ``extra_hooks``, e.g.
+    the TensorBoard mirror); the final state."""
+    return run_loop(trainer, [*standard_hooks(trainer), *extra_hooks], should_stop, on_event, on_status)

@@ -3,7 +3,7 @@
 The commands come from the families' ``add_parser(sub)`` functions, pulled here by plain
 imports: train/resume (core.train.cli), scan/cache (core.data.cli), generate
 (core.generator.cli), export (core.export.cli), evaluate (core.metrics.cli), bench
-(core.bench.cli), serve (core.serve.cli); presets is this module's own.
+(core.bench.cli), serve (core.serve.cli), weights (core.weights.cli); presets is this module's own.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .metrics import cli as metrics_cli
     from .serve import cli as serve_cli
     from .train import cli as train_cli
+    from .weights import cli as weights_cli
     p = argparse.ArgumentParser(prog="python -m core", description="GAN Studio: train and use GANs from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
     train_cli.add_parser(sub)
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_cli.add_parser(sub)
     bench_cli.add_parser(sub)
     serve_cli.add_parser(sub)
+    weights_cli.add_parser(sub)
     return p
 
 

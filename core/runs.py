@@ -391,15 +391,15 @@ def list_runs(root: str | Path) -> list[RunInfo]:
 def delete_run(root: str | Path, run_dir: str | Path) -> None:
     """Delete a run folder that lies inside ``root`` and is not being trained.
 
-    Never through a link: a run folder that is itself a symbolic link loses only the link (what it points
-    to, inside the root or not, is left alone), and links inside the folder are removed as links
-    (shutil.rmtree does not follow them)."""
+    Never through a link: a run folder that is itself a symbolic link is refused (resolving it could
+    name another run inside the root, or a folder outside it), and links inside the folder are removed
+    as links (shutil.rmtree does not follow them)."""
     root_r = Path(root).expanduser().resolve()
     link = Path(run_dir).expanduser()
     link = link if link.is_absolute() else root_r / link
-    if link.is_symlink() and _RUN_DIR_RE.match(link.name) and Path(os.path.realpath(link.parent)) == root_r:
-        link.unlink()
-        return
+    if link.is_symlink():
+        raise RunError(f"{link.name} is a symbolic link (to {os.readlink(link)}); GAN Studio does not delete "
+                       "through links: remove the link itself if it is not wanted")
     p = resolve_inside(root, run_dir)
     if p == root_r or not _RUN_DIR_RE.match(p.name):
         raise RunError(f"{run_dir} is not a run folder")

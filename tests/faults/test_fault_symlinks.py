@@ -105,18 +105,11 @@ def test_deleting_a_run_never_deletes_through_a_link(trained, tmp_path):
     assert keep.read_text() == "pixels" and sorted(os.listdir(keep.parent)) == ["data.png"]
 
 
-def test_deleting_a_linked_run_folder_removes_only_the_link(trained, tmp_path):
+def test_deleting_a_linked_run_folder_is_refused(trained, tmp_path):
+    """Before: a run folder linked to another run inside the root deleted that other run."""
     root, run = _copy(trained, tmp_path)
-    real = tmp_path / "elsewhere-run"
-    os.rename(run, real)
-    os.symlink(real, run)  # the run folder itself is a link (to outside the runs root)
-    delete_run(root, run)
-    assert not os.path.lexists(run)
-    assert (real / "config.json").is_file()
-    other = root / "00007-other"
-    os.symlink(real, root / "00009-alias")  # an alias inside the root is a link too
-    os.rename(real, other)
-    os.unlink(root / "00009-alias")
-    os.symlink(other, root / "00009-alias")
-    delete_run(root, root / "00009-alias")
-    assert (other / "config.json").is_file()
+    alias = root / "00009-alias"
+    os.symlink(run, alias)  # an alias inside the root, listed as a run of its own
+    with pytest.raises(RunError, match="symbolic link"):
+        delete_run(root, alias)
+    assert (run / "config.json").is_file() and os.path.islink(alias)

@@ -41,13 +41,16 @@ def pick_run(runs: list[RunInfo]) -> RunInfo | None:
         r = names[p]
         return f"{r.name}  ·  {r.state}"
 
-    c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="bottom")
+    # Toggles sized to their labels (in 1/6 of the width they read "L…" and "S…" at 1024 px).
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    row = c2.container(horizontal=True, gap="small", horizontal_alignment="right")
+    c3 = row
     sel = c1.selectbox("Run", options, key=K_SELECT, format_func=fmt, on_change=on_change,
                        help="Any run folder under the runs root: runs started here, from the command line, "
                             "or by another machine writing into this folder.")
-    c2.toggle("Live", key=K_LIVE, help="Refresh charts every few seconds. Turn off to zoom and pan a chart "
+    row.toggle("Live", key=K_LIVE, width="content", help="Refresh charts every few seconds. Turn off to zoom and pan a chart "
                                        "without it resetting.")
-    c3.toggle("Smooth", key=K_SMOOTH, help="Overlay a moving average on noisy curves.")
+    c3.toggle("Smooth", key=K_SMOOTH, width="content", help="Overlay a moving average on noisy curves.")
     try:
         st.query_params["run"] = Path(sel).name
     except Exception:  # noqa: BLE001
@@ -82,7 +85,9 @@ def header(run_dir: str, drawn_state: str) -> None:
         controls(info, active)
 
     frac, budget = state.run_progress(info)
-    c = st.columns(5)
+    # A wrapping row: in five fixed columns the labels were cut ("Imag…", "Elap…") at 1024 px.
+    row = st.container(horizontal=True, gap="small")
+    c = [row] * 5
     c[0].metric("Step", f"{info.step:,}", help="Generator steps done.")
     c[1].metric("Of", budget or "—", help="The run's budget: total steps, and/or minutes of training (whichever ends first).")
     ips = st_.get("img_per_s")

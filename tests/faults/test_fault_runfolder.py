@@ -118,3 +118,22 @@ def test_runs_page_error_card_can_delete_the_broken_run(runs, monkeypatch):  # n
     assert_ok(at)
     assert not bad.exists()
     assert folders["good"].exists() and folders["good2"].exists()
+
+
+def test_runs_page_delete_never_deletes_through_a_link(runs, tmp_path):  # noqa: F811
+    """#19 finding 4: deleting from the Runs page removes the links a run folder holds, not their targets."""
+    import os
+
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.png").write_bytes(b"pixels")
+    p = make_run(runs, "00000-linked")
+    os.symlink(outside, p / "samples" / "elsewhere")
+    os.symlink(outside / "keep.png", p / "checkpoints" / "best.pt")
+    at = app("pages/runs.py")
+    assert_ok(at)
+    at.checkbox(key="del_00000-linked_sure").check().run()
+    at.button(key="del_00000-linked_go").click().run()
+    assert_ok(at)
+    assert not p.exists()
+    assert (outside / "keep.png").read_bytes() == b"pixels" and os.listdir(outside) == ["keep.png"]

@@ -15,12 +15,10 @@ from core.config import (
     TrainConfig,
 )
 from core.field_use import unused_fields
-from studio import state
+from studio import state, ui_state
 from studio.train_procs import cpu_processes_widget
+from studio.ui_state import K_APPLIED, K_CFG, K_PRESET
 
-K_CFG = "gs_cfg"              # persisted field values (survive page switches)
-K_PRESET = "gs_preset"
-K_APPLIED = "gs_cfg_applied"  # (dataset, resolution) last copied from the Data page
 W = "cfg_"                    # widget key prefix
 GROUPS = [("data", "Data", ":material/photo_library:"), ("model", "Model", ":material/hub:"),
           ("optim", "Optimisation", ":material/tune:"), ("tricks", "Stabilisation tricks", ":material/balance:"),
@@ -73,16 +71,72 @@ def _policies(s: str) -> list[str]:
     return [p.strip() for p in str(s).split(",") if p.strip()]
 
 
+def _same(name: str, a: Any, b: Any) -> bool:
+    return set(_policies(a)) == set(_policies(b)) if name == "diffaug" else a == b
+
+
+def _current() -> dict[str, Any]:
+    """The form's values as its widgets hold them now (the store lags one rerun behind an edit)."""
+    ss = st.session_state
+    cur = dict(ss.get(K_CFG) or {})
+    for k in FIELD_NAMES:
+        if W + k in ss:
+            v = ss[W + k]
+            cur[k] = ",".join(v) if k == "diffaug" else v
+    return cur
+
+
+def modified_fields(preset: str, cfg: dict[str, Any] | None = None) -> list[str]:
+    """The recipe fields whose value is not the preset's (the user edited them)."""
+    cfg = _current() if cfg is None else cfg
+    vals = preset_values(preset)
+    return [k for k in FIELD_NAMES if k not in KEEP_ON_PRESET and k in cfg and not _same(k, cfg[k], vals[k])]
+
+
 def on_preset() -> None:
-    name = st.session_state[W + "preset"]
-    st.session_state[K_PRESET] = name
-    cur = st.session_state[K_CFG]
-    vals = preset_values(name)
-    set_fields({k: v for k, v in vals.items() if k not in KEEP_ON_PRESET or k not in cur})
+    """Switch recipe, keeping the fields the user edited (those that differ from the old preset):
+    a preset change used to overwrite them silently."""
+    ss = st.session_state
+    name, old = ss[W + "preset"], ss.get(K_PRESET, "default")
+    cur = _current()
+    edited = set(modified_fields(old, cur))
+    ss[K_PRESET] = name
+    set_fields({k: v for k, v in preset_values(name).items()
+                if k not in edited and (k not in KEEP_ON_PRESET or k not in cur)})
+
+
+def reset_to_preset() -> None:
+    """Give every recipe field the chosen preset's value again (the edits are dropped on purpose)."""
+    name = st.session_state.get(K_PRESET, "default")
+    set_fields({k: v for k, v in preset_values(name).items() if k not in KEEP_ON_PRESET})
+
+
+def preset_notice() -> None:
+    """Which fields differ from the preset, and a way back to it."""
+    ss = st.session_state
+    name = ss.get(K_PRESET, "default")
+    mod = modified_fields(name)
+    if not mod:
+        return
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(f":material/edit: **{state.esc(name)} (modified)**: {', '.join(label(k) for k in mod)} "
+               "differ from the preset (kept when you change preset).")
+    c2.button("Reset to preset", key="preset_reset", on_click=reset_to_preset, width="stretch",
+              help="Give these fields the preset's values again.")
+
+
+def dataset_warning(data: str) -> str | None:
+    """A warning when the form's dataset is not the one last chosen on the Data page."""
+    chosen = st.session_state.get(state.K_DATASET)
+    if not chosen or str(data).strip() == chosen:
+        return None
+    return (f"This is not the dataset chosen on the Data page (`{state.esc(chosen)}`): Start trains on "
+            f"`{state.esc(data)}`.")
 
 
 def init_state() -> None:
     ss = st.session_state
+    ui_state.restore()  # after a browser reload: the form and dataset as they were
     if K_CFG not in ss:
         ss[K_CFG] = dict(DEFAULTS)
         ss[K_PRESET] = "default"
@@ -167,12 +221,16 @@ def field_widget(name: str, unused: dict[str, str], bad: str | None) -> Any:
         return st.number_input(lab, key=key, help=help_, step=FLOAT_STEP.get(name, 0.01), format="%g",
                                disabled=disabled)
     if name == "data":
-        return st.text_input(lab, key=key, help=help_ + "  \n\nChoose and check it on the Data page.",
-                             disabled=disabled)
+        value = st.text_input(lab, key=key, help=help_ + "  \n\nChoose and check it on the Data page.",
+                              disabled=disabled)
+        if (warning := dataset_warning(value)) is not None:
+            st.warning(warning, icon=":material/warning:")
+        return value
     return st.text_input(lab, key=key, help=help_, disabled=disabled)
 
 
 def config_form(bad: str | None) -> dict[str, Any]:
+    preset_notice()
     values: dict[str, Any] = {}
     unused = unused_now()
     by_group: dict[str, list[str]] = {}
@@ -192,4 +250,5 @@ def config_form(bad: str | None) -> dict[str, Any]:
                         values[name] = field_widget(name, unused, bad)
             if group == "device":
                 cpu_processes_widget(values.get("device", "auto"))
+    ui_state.update(form={**st.session_state[K_CFG], **values}, preset=st.session_state.get(K_PRESET, "default"))
     return values

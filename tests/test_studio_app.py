@@ -246,7 +246,7 @@ def test_data_page_scans_a_folder_and_prefills_train(runs, tmp_path):
     (folder / "notes.txt").write_text("hi")
     at = app("pages/data.py")
     at.segmented_control(key="data_source").set_value("Image folder").run()
-    at.text_input(key="data_folder").input(str(folder)).run()
+    at.text_input(key="data_folder").input(str(folder))  # typed, then one click on Scan (a form)
     scan = next(b for b in at.button if b.label == "Scan")
     scan.click().run()
     assert_ok(at)
@@ -254,6 +254,7 @@ def test_data_page_scans_a_folder_and_prefills_train(runs, tmp_path):
     assert metrics["Usable images"] == "12" and metrics["Rejected"] == "1" and metrics["Ignored"] == "1"
     assert any("broken.png" in str(df.value) for df in at.dataframe)
     assert len(at.get("image")) >= 1  # the grid of real images
+    at.button(key="use").click().run()  # scanning only looks: "Use for training" selects it
     at.switch_page("pages/train.py").run()
     assert_ok(at)
     assert at.text_input(key="cfg_data").value == str(folder.resolve())
@@ -384,7 +385,7 @@ def test_data_page_notices_folder_changes(runs, tmp_path):
         png(folder / f"a_{i}.png", size=20, color=(10 * i, 0, 0))
     at = app("pages/data.py")
     at.segmented_control(key="data_source").set_value("Image folder").run()
-    at.text_input(key="data_folder").input(str(folder)).run()
+    at.text_input(key="data_folder").input(str(folder))
     next(b for b in at.button if b.label == "Scan").click().run()
     assert {m.label: m.value for m in at.metric}["Usable images"] == "8"
     assert not any("changed since the scan" in t for t in texts(at, "warning"))

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from studio import state
+from studio import folder_poll, state, ui_state
 
 K_SOURCE = "data_source"        # widget: "Image folder" | "Built-in dataset"
 K_FOLDER = "data_folder"        # widget: text input
@@ -22,52 +21,25 @@ SOURCES = ("Built-in dataset", "Image folder")
 RESOLUTIONS = (16, 32, 64, 128, 256)
 
 
-# ------------------------------------------------------------------ folder watching
-class FolderWatch:
-    """Counts files created, deleted or moved under a folder (watchdog observer thread)."""
-
-    def __init__(self, folder: str):
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        self.folder = folder
-        self.changes = 0
-        self._lock = threading.Lock()
-        watch = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):  # noqa: ANN001
-                if event.event_type in ("created", "deleted", "moved") and not event.is_directory:
-                    with watch._lock:
-                        watch.changes += 1
-
-        self.observer = Observer()
-        self.observer.daemon = True
-        self.observer.schedule(Handler(), folder, recursive=True)
-        self.observer.start()
-
-    def stop(self) -> None:
-        try:
-            self.observer.stop()
-            self.observer.join(2)
-        except Exception:  # noqa: BLE001
-            pass
-
-
-@st.cache_resource(show_spinner=False, max_entries=8, on_release=lambda w: w and w.stop())
-def folder_watch(folder: str) -> FolderWatch | None:
-    try:
-        return FolderWatch(folder)
-    except Exception:  # noqa: BLE001 - e.g. inotify watch limit reached: just no change notices
-        return None
-
-
 # ------------------------------------------------------------------ actions
+def _not_watched() -> list[str]:
+    """Folders the change check never walks into: what the studio itself writes while a run trains."""
+    from core.data.cache import default_cache_dir
+
+    return [str(state.runs_dir()), str(default_cache_dir())]
+
+
 def do_scan(folder: str) -> None:
+    """Look at a folder: the scan report only. Nothing is selected for training or decoded into the
+    cache until "Use for training" (a mistaken scan of a parent folder used to do both)."""
     from core.data import DataError
     from core.data.cache import cached_scan
     from core.data.scan import scan_path
 
+    if not folder:
+        st.session_state.pop(K_SCAN, None)
+        st.warning("Type the path of a folder of images first.", icon=":material/edit:")
+        return
     try:
         path = scan_path(folder)
     except DataError as e:
@@ -75,8 +47,7 @@ def do_scan(folder: str) -> None:
         state.show_error(e)
         return
     resolved = str(path.resolve())
-    watch = folder_watch(resolved)
-    before = watch.changes if watch else 0
+    snap = folder_poll.snapshot(resolved, skip=_not_watched())  # before the scan: changes during it count
     bar = st.progress(0.0, text="Scanning…")
 
     def progress(done: int, total: int) -> None:
@@ -89,20 +60,58 @@ def do_scan(folder: str) -> None:
         state.show_error(e)
         return
     bar.empty()
-    st.session_state[K_SCAN] = {"folder": resolved, "report": report, "changes_at_scan": before}
-    if report.usable >= 8:
-        choose(resolved, channels=1 if report.grey else 3, num_classes=len(report.class_names),
-               count=report.usable)
+    st.session_state[K_SCAN] = {"folder": resolved, "report": report, "snap": snap, "latest": snap}
+    ui_state.update(scanned=resolved)
+
+
+def use_folder(folder: str, report, resolution: int) -> None:  # noqa: ANN001
+    """Select a scanned folder for training: decode it into the cache now (with progress), so Start
+    does not, and so the Train page knows its channels, classes and size."""
+    from core.data import DataError, load_dataset
+
+    bar = st.progress(0.0, text="Decoding images into the cache…")
+
+    def progress(done: int, total: int, phase: str = "decode") -> None:
+        bar.progress(min(1.0, done / total) if total else 1.0,
+                     text=f"{'Decoding' if phase == 'decode' else 'Checking'} images… {done:,} / {total:,}")
+
+    try:
+        ds = load_dataset(folder, resolution, progress=progress)
+    except (DataError, OSError, ValueError) as e:
+        bar.empty()
+        state.show_error(e, prefix="Not selected: ")
+        return
+    bar.empty()
+    choose(folder, channels=ds.channels, num_classes=len(report.class_names), count=len(ds))
+    state.flash(f"**{state.esc(Path(folder).name)}** is selected for training ({len(ds):,} images decoded at "
+                f"{resolution}×{resolution}).")
+    st.rerun()
 
 
 def choose(spec: str, channels: int = 0, num_classes: int = 0, count: int | None = None) -> None:
-    """Remember the dataset for the Train page."""
+    """Remember the dataset for the Train page (and across a browser reload)."""
+    info = {"channels": channels, "num_classes": num_classes, "count": count}
     st.session_state[state.K_DATASET] = spec
-    st.session_state[state.K_DATASET_INFO] = {"channels": channels, "num_classes": num_classes, "count": count}
+    st.session_state[state.K_DATASET_INFO] = info
+    ui_state.update(dataset=spec, dataset_info=info, resolution=st.session_state.get("gs_resolution"))
 
 
-def preview(spec: str, resolution: int, token: int = 0, n: int = 64, nrow: int = 16) -> None:
-    """Grid of real images exactly as the trainer will see them (decoded, cropped, resized)."""
+def _folder_grid(report, resolution: int, n: int):  # noqa: ANN001, ANN202
+    """n of the scan's usable images decoded as training would (no cache: looking writes nothing)."""
+    import numpy as np
+    import torch
+
+    from core.data.decode import load_image
+
+    g = torch.Generator().manual_seed(0)
+    idx = sorted(torch.randperm(report.usable, generator=g)[:min(n, report.usable)].tolist())
+    channels = 1 if report.grey else 3
+    return torch.from_numpy(np.stack([load_image(report.images[i].path, resolution, channels) for i in idx]))
+
+
+def preview(spec: str, resolution: int, token: int = 0, n: int = 64, nrow: int = 16, report=None) -> None:  # noqa: ANN001
+    """Grid of real images exactly as the trainer will see them (decoded, cropped, resized). A folder's
+    comes from its scan ``report`` (n files decoded); a built-in dataset's from the dataset itself."""
     from core.data import DataError, load_dataset
 
     cache = st.session_state.setdefault(K_PREVIEW, {})
@@ -110,15 +119,18 @@ def preview(spec: str, resolution: int, token: int = 0, n: int = 64, nrow: int =
     if key not in cache:
         try:
             with st.spinner(f"Decoding images at {resolution}×{resolution}…"):
-                ds = load_dataset(spec, resolution)
+                if report is not None:
+                    grid, count, channels = _folder_grid(report, resolution, n), report.usable, 0
+                else:
+                    ds = load_dataset(spec, resolution)
+                    grid, count, channels = ds.grid_sample(n, seed=0), len(ds), ds.channels
+                    num_classes = ds.num_classes
         except (DataError, OSError, ValueError) as e:
             state.show_error(e)
             return
         cache.clear()
-        cache[key] = {"png": state.to_png(ds.grid_sample(n, seed=0), min_width=nrow * 72, nrow=nrow),
-                      "n": len(ds), "channels": ds.channels, "classes": list(ds.class_names)}
-        if spec in _builtins():
-            choose(spec, channels=ds.channels, num_classes=ds.num_classes, count=len(ds))
+        cache[key] = {"png": state.to_png(grid, min_width=nrow * 72, nrow=nrow), "n": count,
+                      "channels": channels, "classes": num_classes if report is None else 0}
     item = cache[key]
     st.image(item["png"], output_format="PNG", width="stretch",
              caption=f"{min(n, item['n'])} random images of {item['n']:,} at {resolution}×{resolution} — what the "
@@ -202,25 +214,59 @@ def rejected_table(report) -> None:  # noqa: ANN001
             st.caption(f"…and {len(report.rejected) - 2000:,} more.")
 
 
-def change_notice(folder: str, at_scan: int) -> None:
-    watch = folder_watch(folder)
-    if watch is None:
+def change_notice(folder: str) -> None:
+    """Poll (one stat per folder of the tree) whether files were added, removed or renamed since the
+    scan. Runs only in the Data page's fragment, for the folder it shows: leaving the page or scanning
+    another folder ends it; a folder too large to walk is not polled at all."""
+    scan = st.session_state.get(K_SCAN)
+    if not scan or scan["folder"] != folder or scan.get("snap") is None:
         return
-    changed = watch.changes - at_scan
-    if changed > 0:
+    latest = scan["latest"]
+    if folder_poll.changed(latest):  # walk again only when a folder changed since the last walk
+        now = folder_poll.snapshot(folder, skip=_not_watched())
+        if now is None:  # it grew past the limit: stop watching
+            scan["snap"] = scan["latest"] = None
+            st.caption(f":material/visibility_off: Changes to this folder are no longer watched: more than "
+                       f"{folder_poll.LIMIT:,} files.")
+            return
+        scan["latest"] = latest = now
+    if latest is not scan["snap"] and latest != scan["snap"]:
         with st.container(border=True):
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
-            c1.warning(f"The folder changed since the scan ({changed} file{'s' if changed != 1 else ''} "
-                       "added, removed or renamed).", icon=":material/sync_problem:")
+            c1.warning(f"The folder changed since the scan ({folder_poll.describe(scan['snap'], latest)}).",
+                       icon=":material/sync_problem:")
             if c2.button("Rescan", key="rescan", type="primary", width="stretch"):
                 st.session_state[K_RESCAN] = True
                 st.rerun()
 
 
+def watch_notice(scan: dict) -> None:
+    if scan.get("snap") is not None:
+        st.fragment(run_every=folder_poll.POLL_S)(change_notice)(scan["folder"])
+        return
+    r = scan["report"]
+    files = r.usable + len(r.rejected) + r.ignored
+    st.caption(f":material/visibility_off: Changes to this folder are not watched: {files:,} files "
+               f"(more than {folder_poll.LIMIT:,}). Press Scan again after changing it.")
+
+
+def scan_box() -> bool:
+    """Path box and Scan button in one form: Enter or one click scans with the text as typed (a
+    plain text box committed its text on the first click, which a disabled button then swallowed)."""
+    with st.form("scan_form", border=False, enter_to_submit=True):
+        c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+        c1.text_input("Image folder", key=K_FOLDER, placeholder="/home/me/pictures/cats",
+                      help="A folder of png/jpg/webp/bmp/gif/tiff images, searched recursively. "
+                           "Two or more subfolders become class labels.")
+        return c2.form_submit_button("Scan", type="primary", width="stretch", icon=":material/search:")
+
+
 def page_body() -> None:
     st.title("Data")
     st.caption("Pick the images your GAN will learn to imitate. Scanning decodes every file, so broken "
-               "images are caught here rather than in the middle of training.")
+               "images are caught here rather than in the middle of training; nothing is used for "
+               "training until you say so.")
+    ui_state.restore()  # after a browser reload: the dataset chosen before it
     state.show_flash()
     builtins = _builtins()
     chosen = st.session_state.get(state.K_DATASET, "shapes")
@@ -236,12 +282,7 @@ def page_body() -> None:
         source = st.segmented_control("Source", SOURCES, key=K_SOURCE, required=True,
                                       help="Your own folder of images, or a dataset that ships with the studio.")
         if source == "Image folder":
-            c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-            folder = c1.text_input("Image folder", key=K_FOLDER, placeholder="/home/me/pictures/cats",
-                                   help="A folder of png/jpg/webp/bmp/gif/tiff images, searched recursively. "
-                                        "Two or more subfolders become class labels.")
-            scan_clicked = c2.button("Scan", type="primary", width="stretch", icon=":material/search:",
-                                     disabled=not folder.strip())
+            scan_clicked = scan_box()
         else:
             c1, c2 = st.columns([2, 3])
             name = c1.selectbox("Built-in dataset", list(builtins), key=K_BUILTIN,
@@ -257,20 +298,23 @@ def page_body() -> None:
             do_scan(folder)
         scan = st.session_state.get(K_SCAN)
         if scan is None:
-            st.info("Type the path of a folder of images and press **Scan**. Every file is decoded once to catch "
-                    "truncated or unreadable images.", icon=":material/folder:")
+            if chosen not in builtins:
+                st.success(f"**{state.esc(Path(chosen).name or chosen)}** is selected for training. Press "
+                           "**Scan** to see its report again.", icon=":material/check:")
+            st.info("Type the path of a folder of images and press **Scan** (or Enter). Every file is decoded "
+                    "once to catch truncated or unreadable images.", icon=":material/folder:")
             return
         if folder and Path(os.path.expanduser(folder)).resolve() != Path(scan["folder"]):
             st.caption(f"Showing the last scan of `{scan['folder']}` — press Scan to check the new folder.")
-        st.fragment(run_every=3.0)(change_notice)(scan["folder"], scan["changes_at_scan"])
+        watch_notice(scan)
         report = scan["report"]
         st.subheader(Path(scan["folder"]).name or scan["folder"], divider="gray")
 
         def grid() -> None:
             st.markdown("##### Real images")
             res = resolution_slider()
-            preview(scan["folder"], res, token=id(report), n=32, nrow=8)
-            ready(scan["folder"])
+            preview(scan["folder"], res, token=id(report), n=32, nrow=8, report=report)
+            ready(scan["folder"], report, res)
 
         stats_panel(report, grid if report.usable >= 8 else None)
     else:
@@ -279,7 +323,7 @@ def page_body() -> None:
         with c1:
             res = resolution_slider()
         preview(name, res)
-        ready(name)
+        ready(name, None, res)
 
 
 def cache_panel() -> None:
@@ -320,11 +364,27 @@ def resolution_slider() -> int:
     return int(res)
 
 
-def ready(spec: str) -> None:
-    if st.session_state.get(state.K_DATASET) != spec:
-        return
+def ready(spec: str, report, resolution: int) -> None:  # noqa: ANN001
+    """"Use for training" (decodes a folder into the cache), or, once chosen, the way to the Train page."""
     c1, c2 = st.columns([3, 2], vertical_alignment="center")
-    c1.success(f"**{state.esc(Path(spec).name or spec)}** is selected for training.", icon=":material/check:")
+    shown = state.esc(Path(spec).name or spec)
+    if st.session_state.get(state.K_DATASET) != spec:
+        chosen = st.session_state.get(state.K_DATASET)
+        c1.caption(f"Looking only: training uses **{state.esc(Path(chosen).name or chosen)}** until you choose this "
+                   "one." if chosen else "Looking only: nothing is selected for training yet.")
+        if c2.button("Use for training", type="primary", icon=":material/check:", width="stretch", key="use",
+                     help="Select this dataset on the Train page" + (
+                         f" and decode its images into the cache now, at {resolution}×{resolution}."
+                         if report is not None else ".")):
+            if report is not None:
+                use_folder(spec, report, resolution)
+            else:
+                item = next(iter(st.session_state.get(K_PREVIEW, {}).values()), {})
+                choose(spec, channels=item.get("channels", 0), num_classes=item.get("classes", 0),
+                       count=item.get("n"))
+                st.rerun()
+        return
+    c1.success(f"**{shown}** is selected for training.", icon=":material/check:")
     if c2.button("Continue to Train", type="primary", icon=":material/arrow_forward:", width="stretch"):
         state.go("train")
 

@@ -137,3 +137,15 @@ def test_runs_page_delete_never_deletes_through_a_link(runs, tmp_path):  # noqa:
     assert_ok(at)
     assert not p.exists()
     assert (outside / "keep.png").read_bytes() == b"pixels" and os.listdir(outside) == ["keep.png"]
+
+
+@pytest.mark.parametrize("page", ["pages/latent.py", "pages/export.py"])
+@pytest.mark.parametrize("kind", ["deep-config", "bad-status", "bomb-png"])
+def test_generator_pages_with_a_hostile_run_selected(runs, page, kind):  # noqa: F811
+    folders = _hostile(runs)
+    at = app(page)
+    box = next(b for b in at.selectbox if b.label == "Run")
+    box.set_value(str(folders[kind])).run()
+    assert_ok(at)
+    shown = " ".join(texts(at, "warning") + texts(at, "error") + texts(at, "info"))
+    assert "Traceback" not in shown

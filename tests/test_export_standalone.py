@@ -50,10 +50,23 @@ def _png(p: Path) -> np.ndarray:
     return np.asarray(Image.open(p))
 
 
+@pytest.fixture(scope="module")
+def style_run(tmp_path_factory):
+    from core.models import available_archs
+    if "stylegan2" not in available_archs():
+        pytest.skip("no stylegan2 family in this tree")
+    return _make_run(tmp_path_factory.mktemp("style"), arch="stylegan2", conditional=True)
+
+
 @pytest.mark.parametrize("kind, extra", [("plain", ["--truncation", "0.7"]), ("cond", ["--class", "square"]),
-                                         ("cond", [])])
-def test_generate_py_reproduces_core_generate_without_the_project(runs, tmp_path, kind, extra):
-    res = E.export_generator(runs[kind], "safetensors", tmp_path / "export" / "gen")
+                                         pytest.param("style", ["--truncation", "0.6"], marks=pytest.mark.slow)])
+def test_generate_py_reproduces_core_generate_without_the_project(runs, tmp_path, kind, extra, request):
+    """"style" (conditional, default class rule) is a family the script has never heard of, with w-space
+    truncation through w_avg: still the same pixels."""
+    run = request.getfixturevalue("style_run") if kind == "style" else runs[kind]
+    res = E.export_generator(run, "safetensors", tmp_path / "export" / "gen")
+    if kind == "style":
+        assert json.loads((tmp_path / "export" / "gen.graph.json").read_text())["truncation"] == "w"
     away = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "export", away)  # what a user unzips on a machine without GAN Studio
     probe = _isolated(["-c", "import core"], away)

@@ -249,14 +249,21 @@ def _write_bundle(g: LoadedGenerator, path: Path, stem: Path, notes: list[str]) 
     meta = bundle_meta(g)
     graph_file = stem.with_name(stem.name + ".graph.json")
     meta["weights"], meta["graph"] = path.name, graph_file.name
-    graph, diff, graph_notes = standalone_graph(g, meta)
-    notes += graph_notes + [f"generate.py (standalone: torch, safetensors, numpy, pillow) matches GAN Studio "
-                            f"to {diff:.1e}"]
+    try:
+        graph, diff, graph_notes = standalone_graph(g, meta)
+        notes += graph_notes + [f"generate.py (standalone: torch, safetensors, numpy, pillow) matches GAN Studio "
+                                f"to {diff:.1e}"]
+    except ExportError as e:  # the bundle itself never depends on the standalone script
+        graph = None
+        del meta["graph"]
+        notes.append(f"generate.py is not included: {e}")
     sd = {k: v.detach().cpu().contiguous() for k, v in g.G.state_dict().items()}
     blob = save(sd, metadata={"format": BUNDLE_FORMAT, "version": str(BUNDLE_VERSION), "bundle": json.dumps(meta)})
     _write(path, blob)
     side = stem.with_name(stem.name + ".json")
     _write(side, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+    if graph is None:
+        return [side]
     _write(graph_file, json.dumps(graph, separators=(",", ":")).encode("utf-8"))
     script = path.with_name(SCRIPT_NAME)
     if script.exists() and SCRIPT_MARKER not in script.read_text(encoding="utf-8", errors="replace")[:400]:

@@ -94,7 +94,8 @@ class RunStore:
         self._status: dict[str, Any] = {}
         self._lock: FileLock | None = None
         try:
-            self._status = read_json(self.path / self.STATUS)
+            st = read_json(self.path / self.STATUS)
+            self._status = st if isinstance(st, dict) else {}  # a damaged file is rewritten whole
         except ValueError:
             pass
 

@@ -149,3 +149,16 @@ def test_generator_pages_with_a_hostile_run_selected(runs, page, kind):  # noqa:
     assert_ok(at)
     shown = " ".join(texts(at, "warning") + texts(at, "error") + texts(at, "info"))
     assert "Traceback" not in shown
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", DEEP, '"running"', BAD_STATUS])
+def test_writer_replaces_a_damaged_status_file(tmp_path, text):
+    """A resume opens the folder with RunStore: a status.json that is not an object is rewritten, not fatal."""
+    from core.runs import RunStore
+
+    run = tmp_path / "00000-x"
+    run.mkdir()
+    (run / "status.json").write_text(text)
+    RunStore(run).write_status(state="stopped", step=3)
+    info = load_run(run)
+    assert info.state == "stopped" and info.step == 3

@@ -250,3 +250,17 @@ def test_model_card_has_hugging_face_front_matter(runs, tmp_path):
         return
     meta = yaml.safe_load(plain.split("---\n")[1])
     assert meta["library_name"] == "pytorch" and "gan" in meta["tags"] and meta["license"] == "other"
+
+
+def test_a_family_torch_export_cannot_trace_still_gets_its_bundle(runs, tmp_path, monkeypatch):
+    from core.export import writers
+
+    def untraceable(g, meta):
+        raise E.ExportError("torch.export could not trace the dcgan generator: data-dependent branch")
+
+    monkeypatch.setattr(writers, "standalone_graph", untraceable)
+    res = E.export_generator(runs["plain"], "safetensors", tmp_path / "gen")
+    assert {p.name for p in res.files} == {"gen.safetensors", "gen.json", "gen.safetensors.md"}
+    assert any("generate.py is not included" in n and "data-dependent" in n for n in res.notes)
+    assert "graph" not in json.loads((tmp_path / "gen.json").read_text())
+    assert not (tmp_path / "generate.py").exists() and "python generate.py" not in res.card

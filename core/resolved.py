@@ -19,7 +19,10 @@ def resolved_autos(cfg: TrainConfig, shared_cpu: bool = True) -> dict[str, str]:
         out["device"] = device
     if cfg.precision == "auto":
         if device.startswith("cuda"):
-            out["precision"] = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp16"
+            try:
+                out["precision"] = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            except (RuntimeError, AssertionError):  # a driver that cannot be asked: the run decides
+                out["precision"] = "bf16 or fp16, as the GPU supports"
         else:
             out["precision"] = "fp32"
     if not cfg.threads and device == "cpu":

@@ -23,6 +23,9 @@ D_NORMS = ("auto", "batch", "layer", "none")
 DIFFAUG_POLICIES = ("translation", "cutout", "color")
 EVAL_METRICS = ("swd", "fid", "kid")
 ON_DIVERGE = ("stop", "rollback")
+TASKS = ("generate", "pix2pix", "cyclegan")
+DIRECTIONS = ("AtoB", "BtoA")
+TRANSLATION_LOSSES = ("bce", "lsgan", "hinge")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -39,7 +42,7 @@ class TrainConfig:
     # --- model ---
     arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step), fastgan (skip-layer excitation + self-supervised D; for 100-5,000 images).", group="model", choices=ARCHS)
     loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares), rpgan (relativistic pairing: each fake judged against a real; R3GAN, pair it with r1 and r2).", group="model", choices=LOSSES)
-    latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical.", group="model")
+    latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical (stylegan2: also the size of the style vector w; 512 in the paper).", group="model")
     g_width: int = _f(64, "Generator width (channels of its widest layer / 8). Wider = more capacity, slower.", group="model")
     d_width: int = _f(64, "Discriminator width. Keep it close to g_width so neither network overpowers the other.", group="model")
     conditional: bool = _f(False, "Condition G and D on class labels (needs at least two class subfolders or a labelled built-in dataset).", group="model")
@@ -106,6 +109,21 @@ class TrainConfig:
     on_diverge: str = _f("stop", "When losses or weights become NaN/infinite: stop (end as diverged and suggest a fix) or rollback "
                          "(once per run: reload the last good checkpoint, divide both learning rates by 4, continue).",
                          group="schedule", choices=ON_DIVERGE)
+    # --- image-to-image translation ---
+    task: str = _f("generate", "What the run learns: generate (images from noise), pix2pix (paired folder A/ + B/ of same-named "
+                   "files, or side-by-side AB images: a U-Net learns A -> B) or cyclegan (unpaired A/ + B/ or trainA/ + trainB/: "
+                   "two generators learn both ways). See docs/translation.md.", group="translate", choices=TASKS)
+    direction: str = _f("AtoB", "Translation direction: AtoB (input from A, output like B) or BtoA.", group="translate", choices=DIRECTIONS)
+    l1_weight: float = _f(100.0, "pix2pix only: weight of the L1 distance between output and target, next to the GAN loss "
+                          "(the paper uses 100; 0 = GAN loss only, blurrier-free but less faithful).", group="translate")
+    cycle_weight: float = _f(10.0, "cyclegan only: weight of the cycle-consistency loss |G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b| "
+                             "(lambda, 10 in the paper).", group="translate")
+    identity_weight: float = _f(0.5, "cyclegan only: identity loss |G_AB(b) - b| + |G_BA(a) - a|, as a multiple of cycle_weight "
+                                "(0.5 in the paper; 0 = off). Keeps colours when they need not change.", group="translate")
+    pool_size: int = _f(50, "cyclegan only: each discriminator sees half of its fakes drawn from a pool of this many past "
+                        "generator outputs (50 in the paper; 0 = off), so it does not forget older fakes.", group="translate")
+    lr_decay_start: float = _f(0.5, "cyclegan only: fraction of the run after which both learning rates fall linearly to 0 at the "
+                               "last step (0.5 = the paper's 100 + 100 epochs; 1 = constant).", group="translate")
     # --- device / precision ---
     device: str = _f("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.", group="device")
     precision: str = _f("auto", "auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16 or fp16.", group="device", choices=PRECISIONS)
@@ -184,6 +202,15 @@ class TrainConfig:
         need(self.device == "auto" or self.device in ("cpu", "mps", "cuda") or self.device.startswith("cuda:"),
              "device", f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
         need(0 <= self.threads <= 512, "threads", "must be between 0 and 512")
+        need(self.task in TASKS, "task", f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
+        need(self.direction in DIRECTIONS, "direction", f"must be AtoB or BtoA, got {self.direction!r}")
+        for n in ("l1_weight", "cycle_weight", "identity_weight"):
+            need(getattr(self, n) >= 0, n, f"must be >= 0, got {getattr(self, n)}")
+        need(0 <= self.pool_size <= 1000, "pool_size", f"must be between 0 (off) and 1000, got {self.pool_size}")
+        need(0 <= self.lr_decay_start <= 1, "lr_decay_start", f"is a fraction of the run: must be in [0, 1], got {self.lr_decay_start}")
+        if self.task != "generate":
+            need(self.loss in TRANSLATION_LOSSES, "loss", f"{self.task} trains with {', '.join(TRANSLATION_LOSSES)}, not {self.loss!r}")
+            need(not self.conditional, "conditional", f"{self.task} is conditioned on its input image, not on classes: set conditional=false")
         need(0 <= self.seed < 2**63, "seed", "must be a non-negative integer")
         need(len(self.name) <= 60 and all(c.isalnum() or c in "-_." for c in self.name),
              "name", "use at most 60 letters, digits, '-', '_' or '.'")
@@ -320,6 +347,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                     beta1=0.5, beta2=0.999, batch_size=16, ada_target=0.6, recon_weight=1.0, ema=0.999),
     "modern": dict(arch="resnet-sn", loss="rpgan", r1_weight=0.1, r2_weight=0.1, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
                    beta2=0.99, n_critic=1, ema=0.999),
+    "pix2pix": dict(task="pix2pix", loss="bce", l1_weight=100.0, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                    beta2=0.999, batch_size=16, ema=0.0, eval_every=250),
+    "cyclegan": dict(task="cyclegan", loss="lsgan", cycle_weight=10.0, identity_weight=0.5, pool_size=50, lr_decay_start=0.5,
+                     g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=4, ema=0.0),
 }
 PRESET_HELP: dict[str, str] = {
     "default": "DCGAN + non-saturating BCE + EMA: a solid first run on most folders.",
@@ -336,6 +367,10 @@ PRESET_HELP: dict[str, str] = {
                "augmentation (ADA, target 0.6), batch 16, EMA. The pick for a folder of your own pictures.",
     "modern": "R3GAN's loss recipe (Huang et al. 2024): relativistic pairing + R1 + R2 (gamma 0.1 each, constant), Adam (0, 0.99), "
               "on the spectral-norm ResNet: no mode dropping by construction. Not the paper's normalisation-free net or gamma schedule.",
+    "pix2pix": "Isola et al. 2017 for a paired folder (A/ + B/ or side-by-side AB images): U-Net with skips and dropout, "
+               "PatchGAN D on (input, output), BCE + 100 x L1, Adam 2e-4 (0.5). Held-out L1/PSNR recorded.",
+    "cyclegan": "Zhu et al. 2017 for unpaired A/ + B/ folders: two ResNet generators, two PatchGAN Ds, LSGAN, cycle 10, "
+                "identity 0.5, a pool of 50 past fakes, lr falling linearly to 0 over the second half.",
     "stylegan2-small": "StyleGAN2 sized for a CPU at 32 px (widths 16, 2-layer mapping, no path-length reg): trains in minutes; "
                        "for learning styles, mixing and w-space truncation.",
 }
@@ -351,4 +386,4 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 # Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
 RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
                  "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers", "minibatch_disc", "pac",
-                 "attention")
+                 "attention", "task", "direction")

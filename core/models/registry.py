@@ -31,6 +31,9 @@ def build_models(cfg: TrainConfig, channels: int, num_classes: int = 0) -> tuple
 
     ``num_classes`` is ignored unless ``cfg.conditional``; unconditional models ignore labels.
     """
+    if cfg.task != "generate":  # image-to-image translation: U-Net / ResNet G and PatchGAN D (core/translate)
+        from ..translate.models import build_translation_models
+        return build_translation_models(cfg, channels)
     if cfg.arch not in _BUILDERS:
         raise ConfigError("arch", f"unknown architecture {cfg.arch!r}; valid: {', '.join(available_archs())}")
     r = cfg.resolution

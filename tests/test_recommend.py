@@ -32,3 +32,13 @@ def test_from_a_scan_report(image_folder):
     from core.data.scan import scan
     r = recommend_for_scan(scan(image_folder), gpu=False)
     assert r.preset == "fastgan" and r.overrides["resolution"] == 16  # 12 images of 20 px
+
+
+def test_cli_train_without_a_preset_prints_the_advice(image_folder, tmp_path, capsys):
+    from core.cli import main
+    code = main(["train", "--data", str(image_folder), "--resolution", "16", "--steps", "1", "--batch-size", "4",
+                 "--runs-dir", str(tmp_path / "runs"), "--set", "g_width=8", "--set", "d_width=8",
+                 "--set", "latent_dim=16", "--set", "threads=1", "--set", "eval_every=0", "--device", "cpu", "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "Tip: 12 colour images" in err and "--preset fastgan" in err

@@ -140,9 +140,24 @@ def cmd_train(args) -> int:
     print(f"Loading {cfg.data} at {cfg.resolution}px...", file=sys.stderr)
     trainer = create_run(cfg, args.runs_dir, progress=scan_progress if sys.stderr.isatty() else None)
     print(f"Run folder: {trainer.store.path}", file=sys.stderr)
+    advice = _advice(args, trainer)
+    if advice:
+        print(advice, file=sys.stderr)
     if args.announce:
         Path(args.announce).write_text(str(trainer.store.path))
     return _train(trainer, args.quiet, getattr(args, "tensorboard", False))
+
+
+def _advice(args, trainer) -> str | None:
+    """Without --preset or --config, the preset core.recommend picks for this folder, and why (a tip: the run goes on)."""
+    report = trainer.dataset.report
+    if args.preset or args.config or report is None:  # a built-in dataset has no scan to judge by
+        return None
+    from ..recommend import recommend_for_scan
+    r = recommend_for_scan(report, gpu=trainer.device.type != "cpu")
+    if r.preset == "default" and trainer.cfg.arch == "dcgan":
+        return None  # already what we would pick
+    return f"Tip: {r.reason} Next time try: {r.as_cli()}"
 
 
 def cmd_resume(args) -> int:

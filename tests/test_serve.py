@@ -79,15 +79,20 @@ def test_health_info_and_the_same_pixels_as_generate(run, tmp_path):
         assert _get(url + "/generate")[0] == 200  # every parameter has a default (seed 0, n 1)
 
 
+@pytest.fixture(scope="module")
+def capped_server(run):
+    with BackgroundServer(build_app(load_generator(run), ServeLimits(max_n=8))) as url:
+        yield url
+
+
 @pytest.mark.parametrize("query, param, status", [
     ("seed=abc", "seed", 400), ("seed=-1", "seed", 400), ("n=0", "n", 400), ("n=1.5", "n", 400),
     ("n=9", "n", 413), ("truncation=nan", "truncation", 400), ("truncation=2", "truncation", 400),
     ("truncation=x", "truncation", 400), ("class=dog", "class", 400), ("class=7", "class", 400),
     ("format=gif", "format", 400), ("size=64", "size", 400), (f"seed={2**63 - 2}&n=4", "seed", 400),
 ])
-def test_bad_parameters_are_refused_naming_the_parameter(run, query, param, status):
-    with BackgroundServer(build_app(load_generator(run), ServeLimits(max_n=8))) as url:
-        code, headers, body = _get(f"{url}/generate?{query}")
+def test_bad_parameters_are_refused_naming_the_parameter(capped_server, query, param, status):
+    code, headers, body = _get(f"{capped_server}/generate?{query}")
     assert code == status and headers["content-type"] == "application/json"
     err = json.loads(body)
     assert err["parameter"] == param and param in err["error"]

@@ -253,10 +253,11 @@ def _write_bundle(g: LoadedGenerator, path: Path, stem: Path, notes: list[str]) 
         graph, diff, graph_notes = standalone_graph(g, meta)
         notes += graph_notes + [f"generate.py (standalone: torch, safetensors, numpy, pillow) matches GAN Studio "
                                 f"to {diff:.1e}"]
-    except ExportError as e:  # the bundle itself never depends on the standalone script
+    except Exception as e:  # noqa: BLE001 - the bundle never depends on the standalone script, whatever failed
         graph = None
         del meta["graph"]
-        notes.append(f"generate.py is not included: {e}")
+        why = str(e) if isinstance(e, ExportError) else f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        notes.append(f"generate.py is not included: {why}")
     sd = {k: v.detach().cpu().contiguous() for k, v in g.G.state_dict().items()}
     blob = save(sd, metadata={"format": BUNDLE_FORMAT, "version": str(BUNDLE_VERSION), "bundle": json.dumps(meta)})
     _write(path, blob)

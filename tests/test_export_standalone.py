@@ -244,6 +244,7 @@ def test_model_card_has_hugging_face_front_matter(runs, tmp_path):
     plain = E.export_generator(runs["plain"], "torch-export", tmp_path / "p").card
     assert "pipeline_tag: unconditional-image-generation" in plain and '- "unconditional-image-generation"' in plain
     assert "metrics: []" in plain
+    assert E.card_body(plain).startswith("# Generator: ") and E.card_body("# no front matter\n") == "# no front matter\n"
     try:
         import yaml
     except ImportError:

@@ -115,6 +115,16 @@ FORMAT_ADVICE = [
 ]
 
 
+def card_body(md: str) -> str:
+    """The card without its YAML front matter, for showing it in a page (markdown would render the YAML as text
+    and turn its closing --- into a heading underline)."""
+    if md.startswith("---\n"):
+        end = md.find("\n---\n", 4)
+        if end != -1:
+            return md[end + 5:].lstrip("\n")
+    return md
+
+
 def front_matter(g: LoadedGenerator) -> list[str]:
     """Hugging Face model-card metadata (YAML between --- lines), so the card uploads as README.md as is."""
     ds = g.dataset

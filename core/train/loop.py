@@ -163,7 +163,7 @@ class LoopContext:
             return
         png = grid_png(t.sample_fixed(), nrow=8)
         path = t.store.samples_dir / f"step_{t.step_count:07d}.png"
-        atomic_write_bytes(path, png, fsync=False)
+        atomic_write_bytes(path, png, fsync=False, inside=t.store.path)  # a link swapped in mid-run is refused
         self.last_sample_step = t.step_count
         self.event("sample", path=f"samples/{path.name}")
 
@@ -289,7 +289,7 @@ def run_loop(t: Trainer, hooks: Sequence[Hook] = (), should_stop: Callable[[], b
     try:
         if t.store is not None and not (t.store.path / "reals.png").exists():
             atomic_write_bytes(t.store.path / "reals.png", grid_png(t.dataset.grid_sample(64, cfg.seed), nrow=8),
-                               fsync=False)
+                               fsync=False, inside=t.store.path)
         if t.step_count == 0 or not any(t.store.samples_dir.glob("*.png") if t.store else []):
             ctx.sample()
         while True:

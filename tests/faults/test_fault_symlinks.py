@@ -113,3 +113,22 @@ def test_deleting_a_linked_run_folder_is_refused(trained, tmp_path):
     with pytest.raises(RunError, match="symbolic link"):
         delete_run(root, alias)
     assert (run / "config.json").is_file() and os.path.islink(alias)
+
+
+def test_samples_swapped_for_a_link_mid_run_are_not_written_through_it(tiny_cfg, tmp_path):
+    """A samples/ replaced by a link while training: the next grid is refused, nothing lands outside."""
+    import os
+    import shutil
+
+    from core.train import create_run, run_training
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    t = create_run(tiny_cfg.replace(steps=6, sample_every=3, eval_every=0), tmp_path / "runs")
+
+    def swap():
+        if t.step_count == 2 and not t.store.samples_dir.is_symlink():
+            shutil.rmtree(t.store.samples_dir)
+            os.symlink(outside, t.store.samples_dir)
+        return False
+    final = run_training(t, should_stop=swap)
+    assert final == "failed" and not any(outside.iterdir())

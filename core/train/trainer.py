@@ -51,6 +51,11 @@ class Trainer:
                                if self.device.type == "cpu" else None)
         self.apply_threads()
         torch.manual_seed(cfg.seed)
+        self.task = None  # image-to-image translation (cfg.task != generate): nets, data and step in core/translate
+        if cfg.task != "generate":
+            from ..translate.step import TranslationTask
+            self.task = TranslationTask(self, dataset)
+            return
         self.num_classes = dataset.num_classes if cfg.conditional else 0
         self.G, self.D = build_models(cfg, dataset.channels, self.num_classes)
         self.G.to(self.device)
@@ -228,6 +233,8 @@ class Trainer:
         return out
 
     def _step(self, cfg: TrainConfig, out: dict, want_grad_norms: bool) -> dict[str, torch.Tensor]:
+        if self.task is not None:
+            return self.task.step(want_grad_norms)
         real_target = 1.0 - cfg.label_smoothing
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
@@ -325,6 +332,8 @@ class Trainer:
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
         """Images from the fixed latent batch (EMA generator when enabled), float in [-1, 1] on CPU."""
+        if self.task is not None:
+            return self.task.sample_fixed()
         g = self.sample_generator
         was_training = g.training
         g.eval()
@@ -338,6 +347,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimisers, EMA, scalers, data order, RNG."""
+        if self.task is not None:
+            return self.task.state_dict()
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -362,6 +373,8 @@ class Trainer:
 
     def load_state_dict(self, s: dict[str, Any], weights_only: bool = False) -> None:
         """Restore a checkpoint; ``weights_only`` (forks) restores networks and EMA but not optimisers/RNG."""
+        if self.task is not None:
+            return self.task.load_state_dict(s, weights_only)
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])
         if self.ema is not None:
@@ -397,6 +410,8 @@ class Trainer:
 
     def weights_finite(self) -> bool:
         """True when every weight of G and D is finite: one host sync in all, not one per parameter."""
+        if self.task is not None:
+            return self.task.weights_finite()
         flags = [torch.isfinite(p).all() for m in (self.G, self.D) for p in m.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
 

@@ -47,6 +47,9 @@ def default_name(cfg: TrainConfig) -> str:
 
 
 def _load_data(cfg: TrainConfig, progress=None) -> ImageDataset:
+    if cfg.task != "generate":  # paired or unpaired folders for image-to-image translation
+        from ..translate.data import load_translation_data
+        return load_translation_data(cfg.data, cfg.task, cfg.resolution, cfg.channels)
     return load_dataset(cfg.data, cfg.resolution, channels=cfg.channels, progress=progress)
 
 

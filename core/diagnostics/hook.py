@@ -101,7 +101,8 @@ class DiagnosticsMonitor:
         events = self._transitions(results, step, self.start_checks, self.clear_checks)
         self.timing["history_s"] += time.perf_counter() - t0
         self.timing["history_n"] += 1
-        if step >= self.sample_warmup and step - self.last_sample_step >= self.sample_every:
+        # The sample checks draw from noise; a translation run's own checks are in core/translate/hooks.py.
+        if cfg.task == "generate" and step >= self.sample_warmup and step - self.last_sample_step >= self.sample_every:
             t1 = time.perf_counter()
             self.last_sample_step = step
             stats = self.sample_stats(trainer)

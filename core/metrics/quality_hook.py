@@ -21,6 +21,9 @@ BEST_NAME = "best.pt"
 def quality_hooks(trainer: Trainer) -> list:
     """The periodic quality monitor for this trainer's run (none when eval_every is 0 or there is no run folder)."""
     every = trainer.cfg.eval_every
+    if trainer.store is not None and trainer.cfg.task != "generate":  # held-out L1/PSNR instead of SWD/FID
+        from ..translate.hooks import TranslationMonitor
+        return [TranslationMonitor(trainer)]
     if every <= 0 or trainer.store is None:
         return []
     return [QualityMonitor(trainer, every)]

@@ -156,3 +156,29 @@ def delete_popover(info: RunInfo, key: str) -> None:
                 st.session_state.pop(state.K_MONITOR_RUN, None)
             state.flash(f"Deleted {info.name}.")
             st.rerun()
+
+
+def start_from_run(info: RunInfo) -> None:
+    """Transfer learning from the Runs page: open the Train page with init_from set to this run and the
+    network-shape fields it needs (the data stays the user's choice); Start then begins at step 0
+    from this run's weights."""
+    from core.train.transfer import WEIGHT_SHAPE_FIELDS
+    from studio import ui_state
+    from studio.train_form import DEFAULTS, K_CFG, W
+    try:
+        cfg = TrainConfig.from_dict(info.config)
+    except ConfigError as e:
+        state.show_error(e, prefix="Cannot start from this run: ")
+        return
+    ss = st.session_state
+    ui_state.restore()  # a reloaded tab's saved form is the base, as the Train page would use it
+    form = ss.setdefault(K_CFG, dict(DEFAULTS))
+    ss.setdefault(ui_state.K_PRESET, "default")
+    for k, v in {**{f: getattr(cfg, f) for f in WEIGHT_SHAPE_FIELDS}, "channels": cfg.channels,
+                 "init_from": str(info.path)}.items():
+        form[k] = v
+        ss.pop(W + k, None)  # the Train form's widget takes the new value when it is drawn
+    state.flash(f"The next run starts from the weights of **{state.esc(info.name)}** (same network sizes; pick any "
+                "data of the same colour mode on the Data page). Clear *Init from* to start from random weights.",
+                "info")
+    state.go("train")

@@ -173,9 +173,14 @@ def run_card(info: RunInfo, idx: str) -> None:
                               disabled=True, help="Stop the run first." if active else "No config.json: cannot fork.")
             with a4:
                 actions.delete_popover(info, key=f"del_{idx}")
-            a5, _ = st.columns(2)
+            a5, a6 = st.columns(2)
             with a5:
                 evaluate_popover(info, key=f"eval_{idx}")
+            if a6.button("Start from", key=f"xfer_{idx}", icon=":material/move_up:", width="stretch",
+                         disabled=not info.config or info.step == 0,
+                         help="Transfer learning: a new run, on any data, that starts from this run's weights "
+                              "instead of random ones (fewer images needed)."):
+                actions.start_from_run(info)
         evaluation_panel(info)
         problems = list(info.problems) + checkpoint_problems(info.path) + metrics_problems(
             h, info.name, active=info.state in ACTIVE_STATES)

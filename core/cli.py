@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .metrics import cli as metrics_cli
     from .serve import cli as serve_cli
     from .train import cli as train_cli
+    from .translate import cli as translate_cli
     from .weights import cli as weights_cli
     p = argparse.ArgumentParser(prog="python -m core", description="GAN Studio: train and use GANs from the command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.add_parser(sub)
     serve_cli.add_parser(sub)
     weights_cli.add_parser(sub)
+    translate_cli.add_parser(sub)
     return p
 
 

@@ -22,7 +22,8 @@ from studio.ui_state import K_APPLIED, K_CFG, K_PRESET
 W = "cfg_"                    # widget key prefix
 GROUPS = [("data", "Data", ":material/photo_library:"), ("model", "Model", ":material/hub:"),
           ("optim", "Optimisation", ":material/tune:"), ("tricks", "Stabilisation tricks", ":material/balance:"),
-          ("schedule", "Schedule", ":material/schedule:"), ("device", "Device & precision", ":material/memory:")]
+          ("schedule", "Schedule", ":material/schedule:"), ("device", "Device & precision", ":material/memory:"),
+          ("run", "Run name & starting weights", ":material/badge:")]
 OPEN_GROUPS = ("data", "model", "optim", "schedule")
 LABELS = {
     "data": "Dataset", "resolution": "Resolution", "channels": "Channels", "arch": "Architecture", "loss": "Loss",
@@ -39,7 +40,7 @@ LABELS = {
     "eval_every": "Evaluate every", "eval_samples": "Images per evaluation", "eval_metric": "Quality metric",
     "device": "Device",
     "precision": "Precision", "threads": "CPU threads", "compile": "torch.compile", "seed": "Seed",
-    "name": "Run name",
+    "name": "Run name", "init_from": "Init from (transfer)",
 }
 FLOAT_STEP = {"lr_g": 1e-5, "lr_d": 1e-5, "beta1": 0.05, "beta2": 0.001, "ema": 0.001, "gp_weight": 1.0,
               "clip_value": 0.005, "r1_weight": 0.1, "label_smoothing": 0.05, "instance_noise": 0.05,
@@ -48,7 +49,7 @@ RESOLUTIONS = [16, 32, 64, 128, 256]
 CHANNELS = {0: "auto (from the data)", 1: "1 — greyscale", 3: "3 — RGB"}
 DEFAULTS = TrainConfig().to_dict()
 # Fields a preset should not overwrite (they describe the user's data and machine, not the recipe).
-KEEP_ON_PRESET = ("data", "channels", "device", "threads", "name", "seed", "steps", "minutes")
+KEEP_ON_PRESET = ("data", "channels", "device", "threads", "name", "seed", "steps", "minutes", "init_from")
 
 
 def label(name: str) -> str:
@@ -240,7 +241,8 @@ def config_form(bad: str | None) -> dict[str, Any]:
         names = by_group.get(group, [])
         if not names:
             continue
-        opened = group in OPEN_GROUPS or (bad in names)
+        # The run group opens when the run starts from another run's weights, so that is never hidden.
+        opened = group in OPEN_GROUPS or (bad in names) or (group == "run" and bool(st.session_state[K_CFG].get("init_from")))
         with st.expander(title, expanded=opened, icon=icon):
             ncols = 3
             for i in range(0, len(names), ncols):

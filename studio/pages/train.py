@@ -150,6 +150,32 @@ def start(cfg: TrainConfig, nproc: int = 1) -> None:
     state.go("monitor", run=run_dir)
 
 
+def _use_recommended(preset: str, overrides: dict) -> None:
+    from studio.train_form import set_fields
+    st.session_state[W + "preset"] = preset
+    on_preset()
+    set_fields(overrides)
+
+
+def recommendation() -> None:
+    """'Pick for me': the preset core.recommend chooses from the chosen folder's scan, and why, with a button."""
+    ss = st.session_state
+    scan, chosen = ss.get("gs_scan"), ss.get(state.K_DATASET)
+    if not scan or not chosen or Path(str(scan.get("folder", ""))).expanduser() != Path(str(chosen)).expanduser():
+        return  # a built-in dataset, or a folder scanned before this session: nothing to judge by
+    import torch
+
+    from core.recommend import recommend_for_scan
+    r = recommend_for_scan(scan["report"], gpu=torch.cuda.is_available() or torch.backends.mps.is_available())
+    if ss.get(W + "preset") == r.preset and all(ss[K_CFG].get(k) == v for k, v in r.overrides.items()):
+        st.caption(f"Recommended for this data: **{r.preset}** (in use). {r.reason}")
+        return
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.info(f"**Recommended for this data: {r.preset}** — {r.reason}", icon=":material/lightbulb:")
+    c2.button(f"Use {r.preset}", key="use_recommended", on_click=_use_recommended, args=(r.preset, r.overrides),
+              width="stretch", help="Switch to this preset with the settings shown (" + r.as_cli() + ").")
+
+
 def main() -> None:
     init_state()
     st.title("Train")
@@ -166,6 +192,7 @@ def main() -> None:
     with top2:
         st.info(PRESET_HELP.get(preset_name, ""), icon=":material/menu_book:")
 
+    recommendation()
     bad_field = st.session_state.get("gs_bad_field")
     left, right = st.columns([5, 3], gap="large")
     with left, st.container(key="train_form"):

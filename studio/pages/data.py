@@ -309,12 +309,13 @@ def page_body() -> None:
         watch_notice(scan)
         report = scan["report"]
         st.subheader(Path(scan["folder"]).name or scan["folder"], divider="gray")
+        if report.usable >= 8:  # at the top: the choice the page exists for, not below the grid
+            ready(scan["folder"], report, int(st.session_state.get(K_RES, st.session_state.get("gs_resolution", 32))))
 
         def grid() -> None:
             st.markdown("##### Real images")
             res = resolution_slider()
             preview(scan["folder"], res, token=id(report), n=32, nrow=8, report=report)
-            ready(scan["folder"], report, res)
 
         stats_panel(report, grid if report.usable >= 8 else None)
     else:

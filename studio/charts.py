@@ -16,7 +16,8 @@ PRETTY = {
     "grad/g": "G grad norm", "grad/d": "D grad norm", "lr/g": "G learning rate", "lr/d": "D learning rate",
     "perf/img_per_s": "images / s", "perf/sec_per_step": "s / step", "mem/peak_gb": "peak memory (GB)",
     "perf/threads": "CPU threads", "pl/mean": "path length (mean)", "loss/pl": "path-length penalty",
-    "ada/p": "augment probability", "aug/p": "augment probability",
+    "ada/p": "augment probability", "aug/p": "augment probability p", "aug/rt": "r_t = E[sign D(real)]",
+    "r2": "R2 penalty", "loss/recon": "D reconstruction (fastgan)",
 }
 # Written for the diagnostics (the Diagnostics tab explains them), not for a chart of their own.
 INTERNAL_PREFIXES = ("diag/",)
@@ -50,12 +51,14 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
 
     critic = loss in ("wgan", "wgan-gp", "hinge")
     groups = [
-        ("Losses", take(lambda c: c.startswith("loss/") or c in ("gp", "r1")), {}),
+        ("Losses", take(lambda c: c.startswith("loss/") or c in ("gp", "r1", "r2")), {}),
         ("Critic scores" if critic else "D(x) and D(G(z))", take(lambda c: c.startswith("d/")), {}),
         ("Gradient norms", take(lambda c: c.startswith("grad/")), {"log": True}),
         # 3 significant digits: a smoothed 2e-4 read 0.00020000000000000001 with the default
         ("Learning rates", take(lambda c: c.startswith("lr/")), {"tickformat": ".3~g"}),
         ("Throughput", take(lambda c: c == "perf/img_per_s"), {}),
+        # ADA: p rises while r_t is above ada_target (D over-sure of the reals), falls below it.
+        ("Adaptive augmentation (ADA)", take(lambda c: c.startswith("aug/")), {}),
     ]
     # Sample quality has its own chart (quality_figure); per-level SWD and diag/* stay out of "Other".
     take(lambda c: c.startswith("metric/") or c.startswith("quality/"))

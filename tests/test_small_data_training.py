@@ -100,3 +100,12 @@ def test_ada_at_high_p_does_not_leak_rotations_into_samples(tiny_cfg):
         imgs = t.G(torch.randn(64, t.cfg.latent_dim, generator=g))
     top, bottom = imgs[:, :, : r // 2].mean(dim=(1, 2, 3)), imgs[:, :, r // 2:].mean(dim=(1, 2, 3))
     assert (top > bottom).float().mean() >= 0.9, (top - bottom)
+
+
+def test_the_monitor_charts_ada_and_the_new_terms():
+    from studio.charts import chart_groups, pretty
+    groups = {title: cols for title, cols, _ in chart_groups(["loss/d", "loss/g", "r1", "r2", "loss/recon", "aug/p",
+                                                             "aug/rt", "d/real", "step"])}
+    assert groups["Adaptive augmentation (ADA)"] == ["aug/p", "aug/rt"]
+    assert {"r2", "loss/recon"} <= set(groups["Losses"]) and "Other" not in groups
+    assert pretty("aug/p") == "augment probability p"

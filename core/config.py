@@ -212,8 +212,9 @@ class TrainConfig:
             need(self.loss in TRANSLATION_LOSSES, "loss", f"{self.task} trains with {', '.join(TRANSLATION_LOSSES)}, not {self.loss!r}")
             need(not self.conditional, "conditional", f"{self.task} is conditioned on its input image, not on classes: set conditional=false")
         need(0 <= self.seed < 2**63, "seed", "must be a non-negative integer")
-        need(len(self.name) <= 60 and all(c.isalnum() or c in "-_." for c in self.name),
-             "name", "use at most 60 letters, digits, '-', '_' or '.'")
+        # ASCII only: the run folder's name is made from it, and a non-ASCII letter was dropped (é -> "run").
+        need(len(self.name) <= 60 and all(c.isascii() and (c.isalnum() or c in "-_.") for c in self.name),
+             "name", "use at most 60 ASCII letters, digits, '-', '_' or '.' (it becomes the folder name)")
         return self
 
     def r1_gamma(self, world_size: int = 1) -> float:

@@ -18,7 +18,8 @@ from .run_fields import META_KINDS, STATUS_KINDS, check_config, check_fields
 
 STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
 ACTIVE_STATES = ("starting", "running", "paused")
-_RUN_DIR_RE = re.compile(r"^(\d{5})-(.+)$")
+# Five digits, or more once 99999 is passed (the 100,000th run must stay visible and numbered).
+_RUN_DIR_RE = re.compile(r"^(\d{5,})-(.+)$")
 # A run whose status says "running" but has not been updated for this long lost its process.
 STALE_AFTER_S = 300.0
 
@@ -386,7 +387,9 @@ def list_runs(root: str | Path) -> list[RunInfo]:
     if not r.is_dir():
         return []
     dirs = [p for p in r.iterdir() if p.is_dir() and _RUN_DIR_RE.match(p.name)]
-    return [load_run(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+    # By number, then name: "100000-x" is newer than "99999-x" although it sorts before it as text.
+    key = lambda p: (int(_RUN_DIR_RE.match(p.name).group(1)), p.name)  # noqa: E731
+    return [load_run(p) for p in sorted(dirs, key=key, reverse=True)]
 
 
 def delete_run(root: str | Path, run_dir: str | Path) -> None:

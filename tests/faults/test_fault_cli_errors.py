@@ -52,3 +52,20 @@ def test_the_launcher_prints_the_url_when_no_browser_opens(monkeypatch, capsys):
     assert "Open http://localhost:8501 in your browser" in out and "ssh -L 8501:localhost:8501" in out
     monkeypatch.setattr(webbrowser, "open", lambda url: True)
     assert run_studio.open_browser("http://localhost:8501", 8501) is True and not capsys.readouterr().out
+
+
+def test_a_non_ascii_run_name_is_refused_by_name():
+    from core.config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(name="café").validate()
+    assert e.value.field == "name" and "ASCII" in str(e.value)
+    TrainConfig(name="cafe-2.v1_x").validate()
+
+
+def test_runs_past_99999_stay_visible_and_numbered(tmp_path):
+    from core.runs import RunStore, list_runs
+    (tmp_path / "99999-old").mkdir()
+    a = RunStore.create(tmp_path, "new", {"steps": 1}, {})
+    b = RunStore.create(tmp_path, "new", {"steps": 1}, {})
+    assert a.path.name == "100000-new" and b.path.name == "100001-new"
+    assert [r.path.name for r in list_runs(tmp_path)] == ["100001-new", "100000-new", "99999-old"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..generator import LoadedGenerator, class_labels, generate, latents
+from ..generator import LoadedGenerator, class_labels, generate, is_style_based, latents
 
 # GIF/PNG output and the nearest-training-image search live in their own modules; re-exported here so
 # `core.latent` stays the one import path for the latent explorer.
@@ -145,8 +145,12 @@ def edit_directions(z: torch.Tensor, directions: Directions | torch.Tensor, coef
 
 
 def _feature_layer(G: nn.Module) -> tuple[str, nn.Module]:
-    """The earliest layer whose output is a non-linear function of z: the first ReLU-like module,
-    else the first Linear / (transposed) conv layer."""
+    """The earliest layer whose output is a non-linear function of z: a style-based G's mapping
+    network (w), else the first ReLU-like module, else the first Linear / (transposed) conv layer."""
+    if is_style_based(G) and isinstance(getattr(G, "mapping_net", None), nn.Module):
+        # GANSpace on StyleGAN takes its PCA in w: the mapping network's output (its layers use
+        # functional activations, so there is no ReLU module to hook).
+        return "mapping_net", G.mapping_net
     mods = list(G.named_modules())
     for name, m in mods:
         if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU)):
@@ -257,8 +261,10 @@ def sample_seeds(g: LoadedGenerator, seeds: Sequence[int], psi: float = 1.0, cla
     todo = [i for i in range(len(seeds)) if i not in have]
     if todo:
         sub = [seeds[i] for i in todo]
-        z = seeds_to_z(sub, g.latent_dim, psi)
-        imgs = generate(g.G, z, class_labels(g, sub, class_id), batch_size)
+        w_space = is_style_based(g.G)  # psi pulls w toward w_avg there, not z toward 0
+        z = seeds_to_z(sub, g.latent_dim, 1.0 if w_space else psi)
+        imgs = generate(g.G, z, class_labels(g, sub, class_id), batch_size,
+                        truncation_psi=float(psi) if w_space else 1.0)
         for i, img in zip(todo, imgs):
             have[i] = img
             if cache is not None:
@@ -269,10 +275,13 @@ def sample_seeds(g: LoadedGenerator, seeds: Sequence[int], psi: float = 1.0, cla
 
 
 def render(g: LoadedGenerator, z: torch.Tensor, class_id: int | str | None = None, seed_for_class: int = 0,
-           batch_size: int = 64) -> torch.Tensor:
+           batch_size: int = 64, psi: float = 1.0) -> torch.Tensor:
     """Images for explicit latents z (B, D) (or one z (D,)); conditional models use ``class_id``
-    (or the class of ``seed_for_class`` when none is chosen, matching sample_seeds)."""
+    (or the class of ``seed_for_class`` when none is chosen, matching sample_seeds).
+
+    ``psi`` is the w-space truncation of a style-based G; z-space families ignore it (their z
+    arrives truncated, see ``explorer_z``)."""
     if z.dim() == 1:
         z = z[None]
     y = class_labels(g, [seed_for_class] * len(z), class_id)
-    return generate(g.G, z, y, batch_size)
+    return generate(g.G, z, y, batch_size, truncation_psi=float(psi) if is_style_based(g.G) else 1.0)

@@ -9,10 +9,11 @@ import streamlit as st
 import torch
 
 from core import latent as L
-from core.generator import LoadedGenerator, load_generator
+from core.generator import LoadedGenerator, is_style_based, load_generator
 from core.imaging import grid_png
 from core.runs import RunInfo
 from studio import state
+from studio.mixing import mixing_section
 from studio.pickers import run_and_checkpoint
 
 K = "lat_"
@@ -26,6 +27,7 @@ MAX_PINS = 6
 PCA_K = 6
 NN_MAX_IMAGES = 20000
 BY_SEED = "(by seed)"
+PATH_LABELS = {"w": "lerp in w", "slerp": "slerp in z", "lerp": "lerp in z"}
 
 
 # ------------------------------------------------------------------ cached core calls
@@ -60,9 +62,10 @@ def train_features_cached(ckpt: str, mtime: float, source: str, _g: LoadedGenera
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def gif_cached(ckpt: str, mtime: float, kind: str, params: tuple, _g: LoadedGenerator, _z: torch.Tensor,
-               class_id: Any, seed_for_class: int, fps: float) -> tuple[bytes, bytes]:
-    """(GIF bytes, PNG strip of up to 12 frames) for a latent path."""
-    frames = L.render(_g, _z, class_id, seed_for_class)
+               class_id: Any, seed_for_class: int, fps: float, psi: float = 1.0,
+               in_w: bool = False) -> tuple[bytes, bytes]:
+    """(GIF bytes, PNG strip of up to 12 frames) for a latent path (of styles w when ``in_w``)."""
+    frames = L.render_w(_g, _z) if in_w else L.render(_g, _z, class_id, seed_for_class, psi=psi)
     scale = max(1, -(-TILE_PX // frames.shape[-1]))
     gif = L.gif_bytes(frames, fps=fps, scale=scale, boomerang=kind == "pingpong")
     step = max(1, len(frames) // 12)
@@ -140,9 +143,11 @@ def seed_grid(g: LoadedGenerator) -> tuple[float, Any]:
     c3.button("New seeds", icon=":material/casino:", on_click=_new_seeds, width="stretch",
               help="Show the next batch of seeds.")
     psi = float(c4.slider("Truncation ψ", 0.0, 1.0, step=0.05, key=K_PSI,
-                          help="1 = the full prior. Lower values draw z from a truncated normal and pull it "
-                               "toward the mean latent: more typical, cleaner images, less variety. "
-                               "0 gives the mean image for every seed."))
+                          help="1 = the full prior. Lower values give more typical, cleaner images and less "
+                               "variety; 0 gives the mean image for every seed. Style-based generators "
+                               "(stylegan2) pull w toward the average style w_avg; the others draw z from "
+                               "a truncated normal and pull it toward 0."))
+    c4.caption(L.truncation_note(g))
     class_id = None
     if g.num_classes:
         with cols[3]:
@@ -182,15 +187,24 @@ def interpolation(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class
     c1, c2, c3, c4 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     a = int(c1.number_input("Seed A", min_value=0, step=1, key=K_A, help="Start of the path (pin a sample to set it)."))
     b = int(c2.number_input("Seed B", min_value=0, step=1, key=K_B, help="End of the path (the last pinned sample)."))
-    mode = c3.segmented_control("Path", ["slerp", "lerp"], default="slerp", required=True, key=K + "mode",
-                                help="slerp follows the sphere where Gaussian latents live (no washed-out middle); "
-                                     "lerp is a straight line.") or "slerp"
+    style = is_style_based(g.G)
+    modes = ["w", "slerp", "lerp"] if style else ["slerp", "lerp"]
+    if ss.get(K + "mode") not in modes:  # e.g. "w" kept from a stylegan2 run after picking a dcgan one
+        ss[K + "mode"] = modes[0]
+    mode = c3.segmented_control("Path", modes, default=modes[0], required=True, key=K + "mode",
+                                format_func=PATH_LABELS.get,
+                                help="slerp in z follows the sphere where Gaussian latents live (no washed-out "
+                                     "middle); lerp in z is a straight line; lerp in w (stylegan2) is a straight "
+                                     "line between the mapped styles, the space the synthesis network reads.")
+    mode = mode if mode in modes else modes[0]
+    in_w = mode == "w"
     steps = c4.slider("Steps", 3, 32, 8, key=K + "steps", help="Frames on the path, both ends included.")
-    za, zb = L.seeds_to_z([a, b], g.latent_dim, psi)
-    path = L.interpolate(za, zb, steps, mode)
-    frames = L.render(g, path, class_id, seed_for_class=a)
+    za, zb = L.explorer_z(g, [a, b], psi)
+    wa, wb = (L.to_w(g, za, psi, class_id, a)[0], L.to_w(g, zb, psi, class_id, a)[0]) if in_w else (za, zb)
+    path = L.interpolate(wa, wb, steps, "lerp" if in_w else mode)
+    frames = L.render_w(g, path) if in_w else L.render(g, path, class_id, seed_for_class=a, psi=psi)
     st.image(L.strip_png(frames, min_tile=TILE_PX // 2 if steps > 12 else TILE_PX), output_format="PNG",
-             caption=f"{mode} from seed {a} to seed {b} in {steps} steps", width="stretch")
+             caption=f"{PATH_LABELS[mode]} from seed {a} to seed {b} in {steps} steps", width="stretch")
 
     st.markdown("**Animation**")
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -203,15 +217,17 @@ def interpolation(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class
     fps = c3.slider("Frames per second", 4, 30, 12, key=K + "fps", help="Playback speed of the GIF.")
     loop_seeds = pins if len(pins) >= 2 else [a, b]
     if kind == "pingpong":
-        z = L.interpolate(za, zb, frames_n, mode)
+        z = L.interpolate(wa, wb, frames_n, "lerp" if in_w else mode)
         params: tuple = (a, b, mode, frames_n, psi)
     elif kind == "loop":
-        z = L.loop_path(L.seeds_to_z(loop_seeds, g.latent_dim, psi), max(2, frames_n // len(loop_seeds)), mode)
+        keys = L.explorer_z(g, loop_seeds, psi)
+        keys = L.to_w(g, keys, psi, class_id, a) if in_w else keys
+        z = L.loop_path(keys, max(2, frames_n // len(loop_seeds)), "lerp" if in_w else mode)
         params = (tuple(loop_seeds), mode, frames_n, psi)
-    else:
+    else:  # the walk stays on z's Gaussian shell; a style-based G still truncates its w by psi
         z = L.random_walk(za, frames_n, step_size=0.12, seed=a)
         params = (a, frames_n, psi)
-    gif, _ = gif_cached(ckpt, mtime, kind, params, g, z, class_id, a, float(fps))
+    gif, _ = gif_cached(ckpt, mtime, kind, params, g, z, class_id, a, float(fps), psi, in_w and kind != "walk")
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     c1.image(gif, caption=kinds[kind] + (f" ({', '.join(map(str, loop_seeds))})" if kind == "loop" else ""),
              width="stretch")
@@ -242,7 +258,7 @@ def editing(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
         default_dims = list(range(min(4, g.latent_dim)))
         dims = c2.multiselect("Latent dimensions", list(range(g.latent_dim)), default=default_dims, key=K + "dims",
                               max_selections=12, help="Which coordinates of z get a slider (12 at most).")
-        z = L.seeds_to_z([seed], g.latent_dim, psi)[0]
+        z = L.explorer_z(g, [seed], psi)[0]
         values: dict[int, float] = {}
         if dims:
             st.caption("Latent coordinates (start at this seed's value; z ~ N(0, 1) per coordinate)")
@@ -268,7 +284,7 @@ def editing(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
         st.button("Reset edits", icon=":material/restart_alt:", on_click=_reset_edits, args=(dims, z, seed),
                   help="Put every slider back to the seed's own values.")
     edited = L.edit_directions(L.edit_dims(z, values), dirs, coeffs)
-    imgs = L.render(g, torch.stack([z, edited]), class_id, seed_for_class=seed)
+    imgs = L.render(g, torch.stack([z, edited]), class_id, seed_for_class=seed, psi=psi)
     with right:
         c1, c2 = st.columns(2)
         with c1:
@@ -367,14 +383,16 @@ def main() -> None:
     try:
         psi, class_id = seed_grid(g)
         key_args = (g, str(ckpt_path), mtime, psi, class_id)
-        t1, t2, t3 = st.tabs([":material/timeline: Interpolate & animate", ":material/tune: Edit",
-                              ":material/image_search: Nearest training images"])
+        t1, t2, t3, t4 = st.tabs([":material/timeline: Interpolate & animate", ":material/tune: Edit",
+                                  ":material/image_search: Nearest training images", ":material/style: Style mixing"])
         with t1:
             interpolation(*key_args)
         with t2:
             editing(*key_args)
         with t3:
             nearest(*key_args)
+        with t4:
+            mixing_section(g, psi, class_id)
     except Exception as e:  # noqa: BLE001
         state.show_error(e, prefix=f"{ckpt_path.name} of {info.name}: ")
 

@@ -70,6 +70,7 @@ def test_scan_train_watch_stop(tmp_path):
             usable = page.locator('[data-testid="stMetric"]', has_text="Usable images")
             usable.first.wait_for(timeout=60_000)
             assert "32" in usable.first.inner_text()
+            driver.click(page, "Use for training")  # scanning only looks (#20 item 6)
 
             # Train: the folder is pre-filled; make the run tiny (and long: the test stops it; a short
             # run on a fast machine would finish before the chart is seen to grow)

@@ -244,7 +244,7 @@ def test_data_page_survives_the_hostile_folder(tmp_path, deny_secret, monkeypatc
         at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=120)
         at.run()
         at.segmented_control(key="data_source").set_value("Image folder").run()
-        at.text_input(key="data_folder").input(str(tmp_path / "hostile")).run()
+        at.text_input(key="data_folder").input(str(tmp_path / "hostile"))  # the Scan form submits it
         next(b for b in at.button if b.label == "Scan").click().run()
         assert not at.exception, [e.value for e in at.exception]
         metrics = {m.label: m.value for m in at.metric}

@@ -141,3 +141,13 @@ def test_page_explains_missing_grid_for_dcgan(app):
     assert any("truncation in z" in c.value for c in at.caption)
     assert any("Style mixing needs a style-based generator" in i.value for i in at.info)
     assert at.segmented_control(key="lat_mode").value == "slerp"
+
+
+def test_model_card_says_where_truncation_acts(roots, tmp_path):
+    from core.export.card import model_card
+    f = tmp_path / "g.safetensors"
+    f.write_bytes(b"")
+    style = model_card(_gen(roots["style"]), "safetensors", [f])
+    assert "truncation acts in w" in style and "w_avg" in style and "scale z by psi" not in style
+    plain = model_card(_gen(roots["dcgan"]), "safetensors", [f])
+    assert "truncation acts in z" in plain and "w_avg" not in plain

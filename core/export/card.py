@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import read_jsonl
-from ..generator import LoadedGenerator
+from ..generator import LoadedGenerator, truncation_space
 
 # ------------------------------------------------------------------ model card
 _NOISE_PREFIXES = ("lr/", "perf/", "mem/", "epoch", "images_seen", "time", "step", "nonfinite")
@@ -97,11 +97,20 @@ def model_card(g: LoadedGenerator, fmt: str, files: list[Path], parity: float | 
     lines += ["## Which format for what", "", *FORMAT_ADVICE, "",
               "## Training configuration", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```", "",
               "## Notes", "",
-              "- Sample z with `torch.randn(n, latent_dim)`; a truncation psi < 1 (scale z by psi after resampling "
-              "components outside [-2, 2]) trades variety for fidelity.",
+              _truncation_note(g),
               "- GAN samples can reproduce training images: check memorisation (Latent explorer → nearest training "
               "images) before publishing samples of private data."]
     return "\n".join(lines) + "\n"
+
+
+def _truncation_note(g: LoadedGenerator) -> str:
+    """Where truncation psi acts for this family: w toward w_avg (stylegan2) or z (the others)."""
+    if truncation_space(g.G) == "w":
+        return ("- Sample z with `torch.randn(n, latent_dim)`; truncation acts in w: psi < 1 pulls each style "
+                "toward the tracked average style (`w = w_avg + psi * (w - w_avg)`, with `mapping(z, y, psi)` "
+                "then `synthesis(w)`), trading variety for fidelity; z itself is not truncated.")
+    return ("- Sample z with `torch.randn(n, latent_dim)`; truncation acts in z: psi < 1 (resample components "
+            "outside [-2, 2], then scale z by psi) trades variety for fidelity.")
 
 
 FORMAT_ADVICE = [

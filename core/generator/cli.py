@@ -9,7 +9,8 @@ from ..config import ConfigError
 def cmd_generate(args) -> int:
     """Images from a run folder, a checkpoint or an exported bundle; same seed -> same images."""
     from .loading import load_generator
-    from .sampling import generate_seeds, parse_layers, style_mix_seeds, truncation_space, write_images
+    from .sampling import generate_seeds, is_style_based, parse_layers, style_mix_seeds, truncation_space
+    from .writer import BATCH, ImageWriter, check_seeds, output_path
     mixing = args.style_mix is not None
     n = args.n if args.n is not None else (1 if mixing else 64)
     if n < 1:
@@ -18,17 +19,26 @@ def cmd_generate(args) -> int:
         raise ConfigError("--truncation", f"psi must be between 0 and 1, got {args.truncation}")
     if args.mix_layers is not None and not mixing:
         raise ConfigError("--mix-layers", "only applies with --style-mix SEED")
+    seeds = check_seeds(args.seed, n)
+    out = output_path(args.out, args.zip)  # before loading: a bad --out is known at once
     g = load_generator(args.source, checkpoint=args.checkpoint)
-    seeds = list(range(args.seed, args.seed + n))
-    names = None
-    if mixing:
-        spec = args.mix_layers or "coarse"
-        imgs = style_mix_seeds(g, seeds, args.style_mix, spec, args.truncation, args.class_id)
-        tag = "-".join(map(str, parse_layers(spec, g.G)))
-        names = [f"mix_{s:06d}_{args.style_mix:06d}_w{tag}.png" for s in seeds]
-    else:
-        imgs = generate_seeds(g, seeds, args.truncation, args.class_id)
-    out = write_images(imgs, seeds, args.out, as_zip=args.zip, names=names)
+    spec = args.mix_layers or "coarse"
+    if mixing and not is_style_based(g.G):
+        raise ConfigError("--style-mix", f"style mixing needs arch=stylegan2 (this generator is {g.cfg.arch}: "
+                                         "it has no per-layer styles)")
+    tag = "-".join(map(str, parse_layers(spec, g.G))) if mixing else ""
+    # One batch at a time: -n 50000 at 256 px would otherwise hold ~10 GB of images before writing any.
+    with ImageWriter(out, args.zip) as writer:
+        for i in range(0, n, BATCH):
+            chunk = seeds[i:i + BATCH]
+            if mixing:
+                imgs = style_mix_seeds(g, chunk, args.style_mix, spec, args.truncation, args.class_id)
+                names = [f"mix_{s:06d}_{args.style_mix:06d}_w{tag}.png" for s in chunk]
+            else:
+                imgs = generate_seeds(g, chunk, args.truncation, args.class_id)
+                names = [f"seed_{s:06d}.png" for s in chunk]
+            for name, img in zip(names, imgs):
+                writer.add(name, img)
     what = f"styles {args.mix_layers or 'coarse'} of seed {args.style_mix} mixed into " if mixing else ""
     psi = f", truncation {args.truncation} in {truncation_space(g.G)}-space" if args.truncation < 1 else ""
     print(f"Wrote {len(seeds)} images ({what}seeds {seeds[0]}-{seeds[-1]}{psi}) from {g.source} "

@@ -69,3 +69,88 @@ def test_runs_past_99999_stay_visible_and_numbered(tmp_path):
     b = RunStore.create(tmp_path, "new", {"steps": 1}, {})
     assert a.path.name == "100000-new" and b.path.name == "100001-new"
     assert [r.path.name for r in list_runs(tmp_path)] == ["100001-new", "100000-new", "99999-old"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from core.config import TrainConfig
+    from core.train import create_run, run_training
+    cfg = TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8, steps=2,
+                      checkpoint_every=2, eval_every=0, device="cpu", threads=1)
+    t = create_run(cfg, tmp_path_factory.mktemp("runs"))
+    run_training(t)
+    return t.store.path
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seed", "-1"], "non-negative"),
+    (["--seed", str(2**64)], "2^63"),
+    (["--seed", str(2**63 - 2), "-n", "4"], "2^63"),
+])
+def test_generate_refuses_bad_seeds_in_one_line(tiny_run, tmp_path, capsys, argv, words):
+    assert main(["generate", str(tiny_run), "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and words in err and "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_generate_out_onto_or_under_a_file(tiny_run, tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    for out in (f, f / "below"):
+        assert main(["generate", str(tiny_run), "-n", "2", "--out", str(out)]) == 2
+        assert "--out" in capsys.readouterr().err
+    assert f.read_text() == "mine"
+    d = tmp_path / "adir"
+    d.mkdir()
+    assert main(["generate", str(tiny_run), "-n", "2", "--zip", "--out", str(tmp_path / "adir.zip")]) == 0
+    (tmp_path / "isdir.zip").mkdir()
+    assert main(["generate", str(tiny_run), "-n", "2", "--zip", "--out", str(tmp_path / "isdir.zip")]) == 2
+
+
+def test_a_full_disk_leaves_only_complete_images(tiny_run, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import core.generator.writer as W
+    real, calls = W.atomic_write_bytes, []
+
+    def filling(path, data, **k):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data, **k)
+    monkeypatch.setattr(W, "atomic_write_bytes", filling)
+    out = tmp_path / "imgs"
+    assert main(["generate", str(tiny_run), "-n", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "3 images before it are complete" in err
+    from PIL import Image
+    files = sorted(out.iterdir())
+    assert [p.name for p in files] == ["seed_000000.png", "seed_000001.png", "seed_000002.png"]  # no temp files
+    for p in files:
+        Image.open(p).load()
+
+
+def test_a_failed_zip_leaves_no_partial_zip(tiny_run, tmp_path, capsys, monkeypatch):
+    import errno
+    import zipfile
+    real, n = zipfile.ZipFile.writestr, []
+
+    def filling(self, *a, **k):
+        n.append(1)
+        if len(n) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", filling)
+    assert main(["generate", str(tiny_run), "-n", "8", "--zip", "--out", str(tmp_path / "s.zip")]) == 2
+    assert "nothing was kept" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_writes_in_batches_with_the_same_images(tiny_run, tmp_path, monkeypatch):
+    import core.generator.writer as W
+    monkeypatch.setattr(W, "BATCH", 3)
+    assert main(["generate", str(tiny_run), "-n", "7", "--out", str(tmp_path / "a")]) == 0
+    monkeypatch.setattr(W, "BATCH", 64)
+    assert main(["generate", str(tiny_run), "-n", "7", "--out", str(tmp_path / "b")]) == 0
+    for p in sorted((tmp_path / "a").iterdir()):
+        assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()

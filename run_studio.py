@@ -110,6 +110,10 @@ def build_command(args: argparse.Namespace) -> list[str]:
         "--server.enableCORS", "true",
         *hosts,
         "--client.toolbarMode", "minimal",
+        # Streamlit's forced full garbage collection after every script and fragment run cost ~170 ms of
+        # CPU each here (4% of a core for a page refreshing every 5 s, taken from training on a small
+        # CPU); Python's own generational collector still runs (tools/idle_cpu.py, docs/reliability.md).
+        "--runner.postScriptGC", "false",
         "--browser.gatherUsageStats", "false",
         "--browser.serverAddress", "localhost" if args.host == "127.0.0.1" else args.host,
         "--browser.serverPort", str(args.port),

@@ -179,3 +179,32 @@ def test_pix2pix_run_records_held_out_metrics_and_refuses_the_reverse(tmp_path, 
     assert main(["translate", str(t.store.path), "--input", str(root / "A"), "--out", str(tmp_path / "o"),
                  "--direction", "BtoA"]) == 2
     assert "direction: this pix2pix run learned AtoB only" in capsys.readouterr().err
+
+
+def test_translators_export_with_torch_export_and_onnx():
+    pytest.importorskip("onnxruntime")
+    import io
+
+    import onnxruntime as ort
+    x = torch.randn(1, 3, 16, 16)
+    for g in (UNetGenerator(3, 3, 16, width=8).eval(), ResnetGenerator(3, 3, 16, width=8).eval()):
+        with torch.no_grad():
+            want = g(x)
+            assert torch.allclose(torch.export.export(g, (x,)).module()(x), want, atol=1e-5)
+        buf = io.BytesIO()
+        torch.onnx.export(g, (x,), buf, dynamo=False, opset_version=17)
+        sess = ort.InferenceSession(buf.getvalue())
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        assert abs(got - want.numpy()).max() < 1e-4
+
+
+def test_a_fork_keeps_the_task_and_continues_from_the_weights(tmp_path):
+    from core.train import fork_run
+    root = make_paired(tmp_path / "p", n=10, size=18)
+    t = create_run(preset("pix2pix", data=str(root), steps=5, **TINY), tmp_path / "runs")
+    assert run_training(t) == "finished"
+    with pytest.raises(ConfigError, match="^task: cannot change"):
+        fork_run(t.store.path, {"task": "cyclegan", "loss": "lsgan", "steps": 10})
+    f = fork_run(t.store.path, {"l1_weight": 50.0, "steps": 10})
+    assert f.step_count == 5 and torch.equal(next(f.G.parameters()), next(t.G.parameters()))
+    assert run_training(f) == "finished"

@@ -18,7 +18,7 @@ from .trainer import Trainer
 
 # Fields that fix the networks' shapes: a fork may change anything else (even the data).
 SHAPE_FIELDS = ("resolution", "arch", "latent_dim", "g_width", "d_width", "conditional", "d_norm",
-                "spectral_norm", "minibatch_std")
+                "spectral_norm", "minibatch_std", "task")
 
 
 def library_versions() -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..config import ConfigError
 from ..losses import get_loss
 from ..train.replay import ReplayBuffer
 from ..train.sampler import TensorBatchSampler
@@ -36,6 +37,9 @@ class TranslationTask:
 
     def __init__(self, t: Any, ds):  # t: core.train.trainer.Trainer (not imported: no cycle)
         cfg = t.cfg
+        if t.world_size > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            # Nothing here syncs gradients across ranks: refuse rather than let the ranks drift apart.
+            raise ConfigError("task", f"{cfg.task} runs train in one process; start them without torchrun")
         ds = ds if isinstance(ds, TranslationDataset) else from_image_dataset(ds)
         self.t, self.cfg, self.ds = t, cfg, ds
         self.cyclegan = cfg.task == "cyclegan"
@@ -79,6 +83,8 @@ class TranslationTask:
         elif not ds.paired:
             ha = torch.cat([ha, center_crop(ds.a[:N_FIXED], r)])[:N_FIXED]
             hb = torch.cat([hb, center_crop(ds.b[:N_FIXED], r)])[:N_FIXED]
+        # Whole rows of 8 (the grid's width) even for a tiny folder: the few items repeat.
+        ha, hb = ha[torch.arange(N_FIXED) % len(ha)], hb[torch.arange(N_FIXED) % len(hb)]
         fa, fb = (ds.to_float(x.contiguous()).to(dev) for x in (ha, hb))
         self.fixed_in, self.fixed_out = (fa, fb) if a_in else (fb, fa)
         ea, eb = ds.held_a, ds.held_b  # eval/l1 on held-out pairs only (never trained on)
@@ -129,25 +135,26 @@ class TranslationTask:
             self.D2.train()
             self._set_lr()
         x, y = self._batches()
-        with t._autocast():
-            out = self._cyclegan(x, y, want_grad_norms) if self.cyclegan else self._pix2pix(x, y, want_grad_norms)
+        out = self._cyclegan(x, y, want_grad_norms) if self.cyclegan else self._pix2pix(x, y, want_grad_norms)
         t.step_count += 1
         t.images_seen += x.shape[0] * t.world_size
         return {k: v.detach() for k, v in out.items()}
 
     def _pix2pix(self, x: torch.Tensor, y: torch.Tensor, want: bool) -> dict[str, torch.Tensor]:
         t, cfg, loss = self.t, self.cfg, self.loss
-        fake = t.G(x)
         # D judges (input, output) pairs: a conditional GAN. Its loss is halved, as in the paper, so
-        # D learns more slowly than G.
+        # D learns more slowly than G. Autocast covers the forward passes only.
         t.D.requires_grad_(True)
-        d_real = t.D(torch.cat([x, y], 1)).float()
-        d_fake = t.D(torch.cat([x, fake.detach()], 1)).float()
-        loss_d = 0.5 * loss.d_loss(d_real, d_fake, real_target=1.0 - cfg.label_smoothing)
+        with t._autocast():
+            fake = t.G(x)
+            d_real = t.D(torch.cat([x, y], 1)).float()
+            d_fake = t.D(torch.cat([x, fake.detach()], 1)).float()
+            loss_d = 0.5 * loss.d_loss(d_real, d_fake, real_target=1.0 - cfg.label_smoothing)
         gd = self._update(t.opt_d, t.scaler_d, loss_d, want, t.D.parameters())
         t.D.requires_grad_(False)
-        g_gan = loss.g_loss(t.D(torch.cat([x, fake], 1)).float())
-        l1 = (fake.float() - y).abs().mean()
+        with t._autocast():
+            g_gan = loss.g_loss(t.D(torch.cat([x, fake], 1)).float())
+            l1 = (fake.float() - y).abs().mean()
         gg = self._update(t.opt_g, t.scaler_g, g_gan + cfg.l1_weight * l1, want, t.G.parameters())
         t.D.requires_grad_(True)
         out = {"loss/d": loss_d, "loss/g": g_gan, "loss/g_gan": g_gan, "loss/l1": l1,
@@ -162,18 +169,19 @@ class TranslationTask:
         terms, then both Ds on real vs pooled fakes (each loss halved, as in the paper)."""
         t, cfg, loss = self.t, self.cfg, self.loss
         G, F_, D, D2 = t.G, self.G2, t.D, self.D2
-        fake_y, fake_x = G(x), F_(y)
-        rec_x, rec_y = F_(fake_y), G(fake_x)
         D.requires_grad_(False)
         D2.requires_grad_(False)
-        g_gan = loss.g_loss(D(fake_y).float()) + loss.g_loss(D2(fake_x).float())
-        cycle = (rec_x.float() - x).abs().mean() + (rec_y.float() - y).abs().mean()
-        total = g_gan + cfg.cycle_weight * cycle
         idt_w = cfg.cycle_weight * cfg.identity_weight
         identity = torch.zeros((), device=x.device)
-        if idt_w > 0:  # G fed its own output domain should change nothing
-            identity = (G(y).float() - y).abs().mean() + (F_(x).float() - x).abs().mean()
-            total = total + idt_w * identity
+        with t._autocast():
+            fake_y, fake_x = G(x), F_(y)
+            rec_x, rec_y = F_(fake_y), G(fake_x)
+            g_gan = loss.g_loss(D(fake_y).float()) + loss.g_loss(D2(fake_x).float())
+            cycle = (rec_x.float() - x).abs().mean() + (rec_y.float() - y).abs().mean()
+            total = g_gan + cfg.cycle_weight * cycle
+            if idt_w > 0:  # G fed its own output domain should change nothing
+                identity = (G(y).float() - y).abs().mean() + (F_(x).float() - x).abs().mean()
+                total = total + idt_w * identity
         gg = self._update(t.opt_g, t.scaler_g, total, want, [*G.parameters(), *F_.parameters()])
         D.requires_grad_(True)
         D2.requires_grad_(True)
@@ -181,9 +189,10 @@ class TranslationTask:
         fy, fx = fake_y.detach().float(), fake_x.detach().float()
         if self.pool is not None:
             fy, fx = self.pool.mix(fy), self.pool2.mix(fx)
-        d_real, d_fake = D(y).float(), D(fy).float()
-        loss_d_b = 0.5 * loss.d_loss(d_real, d_fake, real_target=rt)
-        loss_d_a = 0.5 * loss.d_loss(D2(x).float(), D2(fx).float(), real_target=rt)
+        with t._autocast():
+            d_real, d_fake = D(y).float(), D(fy).float()
+            loss_d_b = 0.5 * loss.d_loss(d_real, d_fake, real_target=rt)
+            loss_d_a = 0.5 * loss.d_loss(D2(x).float(), D2(fx).float(), real_target=rt)
         gd = self._update(t.opt_d, t.scaler_d, loss_d_a + loss_d_b, want, [*D.parameters(), *D2.parameters()])
         # d_a judges the input domain, d_b the output one (named for the AtoB direction)
         out = {"loss/d": loss_d_b, "loss/g": g_gan, "loss/g_gan": g_gan, "loss/cycle": cycle, "loss/identity": identity,

@@ -208,3 +208,11 @@ def test_a_fork_keeps_the_task_and_continues_from_the_weights(tmp_path):
     f = fork_run(t.store.path, {"l1_weight": 50.0, "steps": 10})
     assert f.step_count == 5 and torch.equal(next(f.G.parameters()), next(t.G.parameters()))
     assert run_training(f) == "finished"
+
+
+def test_generate_refuses_a_translation_run_in_one_line(tmp_path, capsys):
+    root = make_paired(tmp_path / "p", n=6, size=18)
+    t = create_run(preset("pix2pix", data=str(root), steps=2, **TINY), tmp_path / "runs")
+    assert run_training(t) == "finished" and t.store.path.name.endswith("pix2pix-p")
+    assert main(["generate", str(t.store.path), "-n", "2", "--out", str(tmp_path / "g")]) == 2
+    assert "is a pix2pix run: translate images with python -m core translate" in capsys.readouterr().err

@@ -22,6 +22,9 @@ def cmd_generate(args) -> int:
     seeds = check_seeds(args.seed, n)
     out = output_path(args.out, args.zip)  # before loading: a bad --out is known at once
     g = load_generator(args.source, checkpoint=args.checkpoint)
+    if g.cfg.task != "generate":  # a translator maps images to images: there is no noise to sample
+        raise ConfigError("task", f"{args.source} is a {g.cfg.task} run: translate images with "
+                                  f"python -m core translate {args.source} --input FOLDER --out DIR")
     spec = args.mix_layers or "coarse"
     if mixing and not is_style_based(g.G):
         raise ConfigError("--style-mix", f"style mixing needs arch=stylegan2 (this generator is {g.cfg.arch}: "

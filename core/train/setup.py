@@ -43,7 +43,7 @@ def default_name(cfg: TrainConfig) -> str:
     if cfg.name:
         return cfg.name
     data = Path(cfg.data).name if ("/" in cfg.data or "\\" in cfg.data) else cfg.data
-    return f"{cfg.arch}-{data}"
+    return f"{cfg.arch if cfg.task == 'generate' else cfg.task}-{data}"
 
 
 def _load_data(cfg: TrainConfig, progress=None) -> ImageDataset:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from studio import folder_poll, state, ui_state
+from studio.upload_panel import upload_panel
 
 K_SOURCE = "data_source"        # widget: "Image folder" | "Built-in dataset"
 K_FOLDER = "data_folder"        # widget: text input
@@ -283,6 +284,7 @@ def page_body() -> None:
                                       help="Your own folder of images, or a dataset that ships with the studio.")
         if source == "Image folder":
             scan_clicked = scan_box()
+            upload_panel(K_FOLDER, K_RESCAN)
         else:
             c1, c2 = st.columns([2, 3])
             name = c1.selectbox("Built-in dataset", list(builtins), key=K_BUILTIN,

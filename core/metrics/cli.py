@@ -13,7 +13,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run folder")
     p.add_argument("--n", type=int, default=2048, help="generated images (and as many real ones) to compare")
     p.add_argument("--metrics", default=",".join(METRICS),
-                   help=f"comma list of {', '.join(METRICS)} (pr = precision and recall)")
+                   help=f"comma list of {', '.join(METRICS)} (pr = precision and recall; ppl = perceptual path "
+                        "length, in w for stylegan2)")
+    p.add_argument("--ppl-n", dest="ppl_n", type=int, default=2000,
+                   help="latent pairs for ppl (perceptual path length; the paper uses 100,000)")
     p.add_argument("--checkpoint", help="checkpoint file, or 'best' for checkpoints/best.pt (default: latest)")
     p.add_argument("--inception-weights", dest="inception_weights",
                    help="path to the FID Inception-v3 weights file (else $GAN_STUDIO_INCEPTION_WEIGHTS / torch hub cache)")
@@ -53,13 +56,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device = pick_device(args.device)
         result = evaluate(run_dir, n=args.n, metrics=metrics, checkpoint=_checkpoint_path(run_dir, args.checkpoint),
                           inception_weights=args.inception_weights, seed=args.seed, batch_size=args.batch_size,
-                          device=device, progress=lambda m: print(m, file=sys.stderr))
+                          device=device, progress=lambda m: print(m, file=sys.stderr), ppl_n=args.ppl_n)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ck = result["checkpoint"]
-    print(f"{run_dir.name} at step {result['step']} ({Path(ck).name if ck else '?'}): "
-          f"{result['n']} generated vs {result['n_real']} real images")
+    compared = (f"{result['n']} generated vs {result['n_real']} real images" if result["n_real"]
+                else f"{args.ppl_n} latent pairs")
+    print(f"{run_dir.name} at step {result['step']} ({Path(ck).name if ck else '?'}): {compared}")
     rows = [(LABELS.get(r["metric"], r["metric"]), _fmt(r["value"]), _fmt(r["std"]),
              "lower is better" if LOWER_IS_BETTER.get(r["metric"]) else "higher is better", r["feature_net"])
             for r in result["results"]]
@@ -83,6 +87,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("evaluate", help="score a run's generator: SWD, FID, KID, IS, precision/recall")
+    e = sub.add_parser("evaluate", help="score a run's generator: SWD, FID, KID, IS, precision/recall, PPL")
     add_args(e)
     e.set_defaults(func=cmd_evaluate)

@@ -17,10 +17,11 @@ from . import scores
 from .cache import cached_stats, stats_key
 from .features import FeatureNet, FeatureNetUnavailable, extract, get_feature_net
 
-METRICS = ("swd", "fid", "kid", "is", "pr")
+METRICS = ("swd", "fid", "kid", "is", "pr", "ppl")
 FEATURE_METRICS = ("fid", "kid", "is", "pr")
 # Row names: "pr" yields two rows, precision and recall.
-LOWER_IS_BETTER = {"swd": True, "fid": True, "kid": True, "is": False, "precision": False, "recall": False}
+LOWER_IS_BETTER = {"swd": True, "fid": True, "kid": True, "is": False, "precision": False, "recall": False,
+                   "ppl_z": True, "ppl_w": True}
 LABELS = {
     "swd": "SWD x1e3 (Laplacian pyramid, no weights)",
     "fid": "FID",
@@ -29,6 +30,9 @@ LABELS = {
     "precision": "Precision (k=3)",
     "recall": "Recall (k=3)",
     "pr": "Precision / recall",
+    "ppl_z": "PPL in z (slerp, eps 1e-4)",
+    "ppl_w": "PPL in w (lerp, eps 1e-4)",
+    "ppl": "Perceptual path length",
 }
 SWD_NET = "laplacian-pyramid-7x7"
 EVALUATIONS = "evaluations.jsonl"
@@ -159,13 +163,15 @@ def evaluate(generator_or_run: Any, real_images: Any = None, n: int = 2048,
              inception_weights: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
              seed: int = 0, batch_size: int = 64, device: str | torch.device | None = None,
              cache_dir: str | os.PathLike | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, ppl_n: int = 2000,
+             ppl_feature: nn.Module | None = None) -> dict[str, Any]:
     """Evaluate a generator (module, run folder, or checkpoint) on ``n`` generated vs ``n`` real images.
 
     Returns ``{"step", "checkpoint", "n", "n_real", "results": [MetricResult as dict, ...],
     "unavailable": {metric: reason}, "seconds": {...}}``. Metrics that need a feature network
     which is not available here (no Inception weights offline) are listed under ``unavailable``
-    with the reason, never replaced by another metric under their name.
+    with the reason, never replaced by another metric under their name. ``ppl`` (core.metrics.ppl) uses
+    ``ppl_n`` latent pairs and no real images; alone, it generates no image set either.
     """
     say = progress or (lambda msg: None)
     wanted = parse_metrics(metrics)
@@ -174,17 +180,29 @@ def evaluate(generator_or_run: Any, real_images: Any = None, n: int = 2048,
     src = _resolve_generator(generator_or_run, checkpoint)
     dev = torch.device(device) if device is not None else next(src.G.parameters()).device
     src.G.to(dev)
+    out: dict[str, Any] = {"step": src.step, "checkpoint": src.checkpoint, "n": n, "n_real": 0,
+                           "results": [], "unavailable": {}, "seconds": {}}
+    res: list[MetricResult] = []
+    if "ppl" in wanted:
+        from .ppl import ppl
+        t = time.perf_counter()
+        say(f"PPL over {ppl_n} latent pairs...")
+        p = ppl(src.G, n=ppl_n, feature=ppl_feature, seed=seed, batch_size=batch_size, device=dev)
+        res.append(MetricResult(p.metric, p.value, p.std, p.n, p.feature_net, LABELS[p.metric],
+                                {"kept": p.kept, "epsilon": p.epsilon}))
+        out["seconds"]["ppl"] = time.perf_counter() - t
+        if wanted == ["ppl"]:
+            out["results"] = [asdict(r) for r in res]
+            return out
     reals_all, fingerprint = _real_images(real_images, src)
     real = select_real(reals_all, n, seed)
-    out: dict[str, Any] = {"step": src.step, "checkpoint": src.checkpoint, "n": n, "n_real": len(real),
-                           "results": [], "unavailable": {}, "seconds": {}}
+    out["n_real"] = len(real)
     t0 = time.perf_counter()
     say(f"generating {n} images...")
     fake = generate_images(src.G, n, seed, batch_size, dev)
     out["seconds"]["generate"] = time.perf_counter() - t0
     if fake.shape[1:] != real.shape[1:]:
         raise ValueError(f"generated images are {tuple(fake.shape[1:])} but real ones {tuple(real.shape[1:])}")
-    res: list[MetricResult] = []
     if "swd" in wanted:
         t = time.perf_counter()
         say("SWD...")

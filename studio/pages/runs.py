@@ -19,9 +19,11 @@ EVAL_OPTIONS = {  # metric -> label in the Evaluate popover
     "kid": "KID (needs the Inception-v3 weights)",
     "is": "Inception Score (needs the Inception-v3 weights)",
     "pr": "Precision / recall (needs the Inception-v3 weights)",
+    "ppl": "PPL — perceptual path length (in w for stylegan2; pixel stand-in for LPIPS)",
 }
 EVAL_NAMES = {"swd": "SWD (no downloaded weights)", "fid": "FID", "kid": "KID", "is": "Inception Score",
-              "precision": "Precision", "recall": "Recall", "pr": "Precision / recall"}
+              "precision": "Precision", "recall": "Recall", "pr": "Precision / recall",
+              "ppl_z": "PPL in z", "ppl_w": "PPL in w"}
 K_EVAL = "runs_eval_result"  # {run path: last evaluate() result} for this browser tab
 
 

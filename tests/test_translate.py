@@ -216,3 +216,20 @@ def test_generate_refuses_a_translation_run_in_one_line(tmp_path, capsys):
     assert run_training(t) == "finished" and t.store.path.name.endswith("pix2pix-p")
     assert main(["generate", str(t.store.path), "-n", "2", "--out", str(tmp_path / "g")]) == 2
     assert "is a pix2pix run: translate images with python -m core translate" in capsys.readouterr().err
+
+
+def test_cyclegan_learns_both_cycles_and_its_decay_keeps_a_rollback(tmp_path):
+    root = make_unpaired(tmp_path / "u", n=12, size=18)
+    cfg = preset("cyclegan", **{**TINY, "steps": 80, "pool_size": 10})
+    t = Trainer(cfg, load_translation_data(str(root), "cyclegan", 16))
+    cycles = [float(t.step()["loss/cycle"]) for _ in range(80)]
+    assert sum(cycles[-10:]) < 0.6 * sum(cycles[:10]), (cycles[:10], cycles[-10:])
+    t2 = Trainer(cfg.replace(steps=100), load_translation_data(str(root), "cyclegan", 16))
+    t2.step_count = 60  # past the decay start: the rate is on its way down
+    t2.step()
+    lr = t2.opt_g.param_groups[0]["lr"]
+    for g in t2.opt_g.param_groups:  # what the loop's rollback does
+        g["lr"] /= 4
+    t2.step()
+    assert t2.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.lr_g / 4 * (1 - (61 / 100 - 0.5) / 0.5))
+    assert lr == pytest.approx(cfg.lr_g * (1 - 0.1 / 0.5))

@@ -55,7 +55,6 @@ class TranslationTask:
         betas = (cfg.beta1, cfg.beta2)
         t.opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas)
         t.opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas)
-        self.base_lr = (cfg.lr_g, cfg.lr_d)
         t.scaler_g = torch.amp.GradScaler("cuda", enabled=t.precision.use_scaler)
         t.scaler_d = torch.amp.GradScaler("cuda", enabled=t.precision.use_scaler)
         self.loss = get_loss(cfg.loss)
@@ -106,13 +105,19 @@ class TranslationTask:
         return (a, b) if self.cfg.direction == "AtoB" else (b, a)
 
     def _set_lr(self) -> None:
-        """CycleGAN: constant, then linear to 0 at the end of the plan (steps or minutes)."""
+        """CycleGAN: constant, then linear to 0 at the end of the plan (steps or minutes). The rate
+        the line starts from lives in each param group ("base_lr", so checkpoints keep it); a rate
+        changed from outside (the loop's rollback divides it by 4) rescales that base."""
         start = self.cfg.lr_decay_start
         p = self.t.progress()
         f = 1.0 if p <= start or start >= 1 else max(0.0, 1.0 - (p - start) / (1.0 - start))
-        for opt, base in zip((self.t.opt_g, self.t.opt_d), self.base_lr):
+        for opt in (self.t.opt_g, self.t.opt_d):
             for g in opt.param_groups:
-                g["lr"] = base * f
+                g.setdefault("base_lr", g["lr"])
+                last = g.get("last_lr")
+                if last and g["lr"] != last:
+                    g["base_lr"] *= g["lr"] / last
+                g["lr"] = g["last_lr"] = g["base_lr"] * f
 
     def _update(self, opt, scaler, loss, want_norm: bool, params) -> torch.Tensor | None:
         opt.zero_grad(set_to_none=True)

@@ -29,7 +29,10 @@ def test_paired_folders_pair_by_name_and_report_the_unmatched(tmp_path):
     assert lay.kind == "paired" and len(lay.pairs) == 6
     assert all(Path(a).stem == Path(b).stem for a, b in lay.pairs)
     assert lay.unmatched_a == ["lonely.png"] and lay.unmatched_b == ["other.jpg"]
-    assert "lonely.png" in lay.notes[0] and "unmatched: 1 in A, 1 in B" in lay.summary()
+    assert "lonely.png" in lay.notes[-1] and "unmatched: 1 in A, 1 in B" in lay.summary()
+    Image.new("RGB", (18, 9)).save(root / "B" / "000.png")  # a pair whose sides differ in size
+    lay = detect_layout(root, "pix2pix")
+    assert lay.mismatched == [("000.png", (18, 18), (18, 9))] and "1 pairs differ in size" in lay.summary()
 
 
 def test_side_by_side_images_are_split_down_the_middle(tmp_path):

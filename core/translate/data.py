@@ -33,6 +33,7 @@ class Layout:
     unmatched_a: list[str] = field(default_factory=list)  # names in A/ with no twin in B/ (paired)
     unmatched_b: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, why): e.g. not twice as wide as high
+    mismatched: list[tuple[str, tuple[int, int], tuple[int, int]]] = field(default_factory=list)  # (name, A size, B size)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -46,6 +47,8 @@ class Layout:
         s = f"{where}: {len(self.pairs)} pairs ({'A/ + B/ same names' if self.kind == 'paired' else 'side-by-side AB images'})"
         if self.unmatched_a or self.unmatched_b:
             s += f"; unmatched: {len(self.unmatched_a)} in A, {len(self.unmatched_b)} in B"
+        if self.mismatched:
+            s += f"; {len(self.mismatched)} pairs differ in size"
         if self.rejected:
             s += f"; {len(self.rejected)} rejected"
         return s
@@ -60,6 +63,18 @@ def _sides(folder: Path) -> tuple[Path, Path] | None:
         if (folder / a).is_dir() and (folder / b).is_dir():
             return folder / a, folder / b
     return None
+
+
+def _size_mismatches(pairs: list[tuple[str, str]]) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    out = []
+    for a, b in pairs:
+        try:
+            with Image.open(a) as ia, Image.open(b) as ib:  # headers only: no decoding
+                if ia.size != ib.size:
+                    out.append((Path(a).name, ia.size, ib.size))
+        except Exception:  # an unreadable file is reported when it is decoded, with its name
+            continue
+    return out
 
 
 def detect_layout(folder: str | os.PathLike, task: str) -> Layout:
@@ -81,6 +96,11 @@ def detect_layout(folder: str | os.PathLike, task: str) -> Layout:
         pairs = [(str(p), str(by_b[p.stem])) for p in fa if p.stem in by_b]
         lay = Layout(str(root), "paired", pairs=pairs, files_a=[a for a, _ in pairs], files_b=[b for _, b in pairs],
                      unmatched_a=[p.name for p in fa if p.stem not in by_b], unmatched_b=[p.name for p in fb if p.stem not in by_a])
+        lay.mismatched = _size_mismatches(pairs)
+        if lay.mismatched:
+            n, sa, sb = lay.mismatched[0]
+            lay.notes.append(f"{len(lay.mismatched)} pairs differ in size, e.g. {n}: {sa[0]} x {sa[1]} in A, {sb[0]} x {sb[1]} in B; "
+                             "both sides are centre-cropped and resized alike, so a different aspect ratio misaligns them")
         if lay.unmatched_a or lay.unmatched_b:
             names = (lay.unmatched_a + lay.unmatched_b)[:5]
             lay.notes.append(f"{len(lay.unmatched_a) + len(lay.unmatched_b)} files have no same-named twin and are left out "

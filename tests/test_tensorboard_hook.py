@@ -72,12 +72,9 @@ def test_train_and_resume_mirror_metrics_samples_and_findings(tmp_path, monkeypa
     assert made[2].scalars == [("loss/d", 0.5, 7)]  # booleans are not scalars
 
 
-def test_without_tensorboard_the_flag_is_refused_before_a_run_folder_exists(tmp_path, capsys):
-    try:
-        import tensorboard  # noqa: F401
-        pytest.skip("tensorboard is installed")
-    except ImportError:
-        pass
+def test_without_tensorboard_the_flag_is_refused_before_a_run_folder_exists(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard now raises ImportError
     assert cli.main(["train", *ARGS, "--runs-dir", str(tmp_path / "runs"), "--tensorboard"]) == 2
     err = capsys.readouterr().err
     assert "--tensorboard" in err and "pip install tensorboard" in err

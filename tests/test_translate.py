@@ -176,7 +176,7 @@ def test_pix2pix_run_records_held_out_metrics_and_refuses_the_reverse(tmp_path, 
     assert run_training(t) == "finished"
     rows = [json.loads(x) for x in (t.store.path / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval/l1" in r]
-    assert [r["step"] for r in evals] == [5, 10] and all(r["eval/psnr"] > 0 for r in evals)
+    assert [r["step"] for r in evals] == [5, 10] and all(r["eval/psnr"] > 0 and -1 < r["eval/ssim"] <= 1 for r in evals)
     assert {"loss/l1", "loss/g_gan", "loss/d"} <= set(rows[-1])
     assert (t.store.path / "checkpoints" / "best.pt").is_file()
     assert main(["translate", str(t.store.path), "--input", str(root / "A"), "--out", str(tmp_path / "o"),
@@ -236,3 +236,26 @@ def test_cyclegan_learns_both_cycles_and_its_decay_keeps_a_rollback(tmp_path):
     t2.step()
     assert t2.opt_g.param_groups[0]["lr"] == pytest.approx(cfg.lr_g / 4 * (1 - (61 / 100 - 0.5) / 0.5))
     assert lr == pytest.approx(cfg.lr_g * (1 - 0.1 / 0.5))
+
+
+def test_ssim_matches_a_window_by_window_computation():
+    import numpy as np
+
+    from core.translate.ssim import C1, C2, gaussian_window, ssim
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 14, 14, generator=g)
+    y = (x + 0.2 * torch.randn(2, 1, 14, 14, generator=g)).clamp(0, 1)
+    w = gaussian_window(11).numpy()
+    want = []
+    for i in range(2):
+        a, b, vals = x[i, 0].double().numpy(), y[i, 0].double().numpy(), []
+        for r in range(14 - 10):
+            for c in range(14 - 10):
+                pa, pb = a[r:r + 11, c:c + 11], b[r:r + 11, c:c + 11]
+                ma, mb = (w * pa).sum(), (w * pb).sum()
+                va, vb = (w * (pa - ma) ** 2).sum(), (w * (pb - mb) ** 2).sum()
+                cov = (w * (pa - ma) * (pb - mb)).sum()
+                vals.append((2 * ma * mb + C1) * (2 * cov + C2) / ((ma ** 2 + mb ** 2 + C1) * (va + vb + C2)))
+        want.append(np.mean(vals))
+    assert torch.allclose(ssim(x, y), torch.tensor(want, dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(ssim(x, x), torch.ones(2)) and (ssim(x, y) < 0.9).all()

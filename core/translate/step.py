@@ -14,6 +14,7 @@ from ..train.replay import ReplayBuffer
 from ..train.sampler import TensorBatchSampler
 from .data import TranslationDataset, center_crop, random_crop_flip
 from .models import build_translation_models
+from .ssim import ssim
 
 N_FIXED = 8  # columns of the triplet grid: the loop writes sample grids 8 images a row
 
@@ -237,8 +238,8 @@ class TranslationTask:
         return torch.cat([r.float() for r in rows]).clamp(-1, 1).cpu()
 
     def evaluate(self) -> dict[str, float]:
-        """Held-out L1 and PSNR (pixels in [0, 1]) of the eval-mode generator, and the constant
-        mean-training-target predictor's L1 for comparison (pix2pix; empty without held-out pairs)."""
+        """Held-out L1, PSNR and SSIM (pixels in [0, 1]) of the eval-mode generator, and how far its
+        output is from its input (pix2pix; empty without held-out pairs)."""
         if not self.ds.paired or not len(self.eval_in):
             return {}
         with self._eval_mode():
@@ -248,7 +249,8 @@ class TranslationTask:
         mse = ((out - tg) / 2).pow(2).flatten(1).mean(1)
         psnr = (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
         copy = (out - self.eval_in).abs().mean() / 2
-        return {"eval/l1": float(l1), "eval/psnr": float(psnr), "eval/copy_l1": float(copy)}
+        ss = ssim((out.clamp(-1, 1) + 1) / 2, (tg + 1) / 2).mean()
+        return {"eval/l1": float(l1), "eval/psnr": float(psnr), "eval/ssim": float(ss), "eval/copy_l1": float(copy)}
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ K = "lat_mix_"
 GROUP_HELP = {"coarse": "pose, layout and overall shape", "middle": "features and parts",
               "fine": "colour scheme and texture"}
 TILE_PX = 96
+GRID_TILE_W = 136  # px per grid column, gap included
 
 
 @st.fragment
@@ -42,8 +43,9 @@ def mixing_section(g: LoadedGenerator, psi: float, class_id: Any) -> None:
     src, sty = list(range(src0, src0 + rows)), list(range(sty0, sty0 + cols))
     imgs = L.mixing_grid(g, src, sty, group, psi, class_id)
     n = cols + 1
+    grid = st.container(width=GRID_TILE_W * n, gap="small")  # tiles of about 120 px, not the page's width
     for r in range(rows + 1):
-        line = st.columns(n, gap="small")
+        line = grid.columns(n, gap="small")
         for c in range(n):
             if r == 0 and c == 0:
                 line[c].caption("source ↓ · style →")
@@ -56,5 +58,6 @@ def mixing_section(g: LoadedGenerator, psi: float, class_id: Any) -> None:
                            file_name=f"mix_{group}_src{src0}-{src[-1]}_style{sty0}-{sty[-1]}_psi{psi:g}.png",
                            mime="image/png", icon=":material/download:", on_click="ignore", key=K + "dl",
                            help="This grid as one PNG (first row: the style seeds, first column: the sources).")
-        st.caption(f"Each tile keeps its row's source and takes the {group} styles of its column's seed; "
-                   f"truncation ψ = {psi:g} in w (toward the average style).")
+        trunc = ("no truncation (ψ = 1)" if psi >= 1 else
+                 f"truncation ψ = {psi:g} in w (toward the average style), set above the seed grid")
+        st.caption(f"Each tile keeps its row's source and takes the {group} styles of its column's seed; {trunc}.")

@@ -111,7 +111,7 @@ def synthetic_dataset(cfg: TrainConfig, channels: int, num_classes: int, n: int)
 
 
 def _trainer(cfg: TrainConfig, channels: int, num_classes: int, batch: int):
-    from .train import Trainer  # lazily: the studio imports this module for its formatting helpers
+    from .train.trainer import Trainer  # lazily: the studio imports this module for its formatting helpers
 
     run_cfg = cfg.replace(batch_size=batch)
     # Two batches of images where they fit in SYNTHETIC_MAX_BYTES (the sampler then reshuffles as

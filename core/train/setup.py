@@ -14,6 +14,8 @@ from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
 from ..runs import RunError, RunStore, load_run
 from . import transfer
 from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_usable_checkpoint
+from .device import pick_device
+from .memory_check import check_fits
 from .trainer import Trainer
 
 # Fields that fix the networks' shapes: a fork may change anything else (even the data).
@@ -63,6 +65,8 @@ def create_run(cfg: TrainConfig, runs_dir: str | Path, dataset: ImageDataset | N
     if cfg.conditional and ds.num_classes < 2:
         raise ConfigError("conditional", f"needs at least two classes, but {cfg.data} has "
                           f"{'none (no class subfolders)' if ds.num_classes == 0 else 'only one'}")
+    # A step that cannot fit in free memory is refused here, naming batch_size, not at step 0 by the allocator.
+    check_fits(cfg, ds.channels, ds.num_classes if cfg.conditional else 0, device or pick_device(cfg.device))
     # The transfer source is checked before the run folder exists: a bad one leaves nothing behind.
     source = transfer.load_source(cfg.init_from, cfg, ds.channels, ds.num_classes) if cfg.init_from else None
     if source is not None:

@@ -88,6 +88,7 @@ def estimate_panel(cfg: TrainConfig, busy: bool) -> None:
               help=f"Weights, gradients, optimiser state and EMA {human_bytes(est.weights_bytes)} + activations at "
                    f"batch {cfg.batch_size} {human_bytes(est.activations_bytes)} on {est.device} ({est.memory_source})"
                    + (f"; the decoded dataset needs {human_bytes(est.dataset_bytes)} of RAM" if est.dataset_bytes else ""))
+    memory_warning(cfg, est)
     rate = images_per_second(est, cfg)
     c4.metric("Images / s", f"{rate:,.0f}" if rate else "—",
               help="Real images the discriminator sees per second (batch × D steps per G step), as the Monitor "
@@ -148,6 +149,22 @@ def start(cfg: TrainConfig, nproc: int = 1) -> None:
     state.flash(f"Started **{state.esc(Path(run_dir).name)}**{how}. Training continues in the background even if "
                 "you close the browser.", "success")
     state.go("monitor", run=run_dir)
+
+
+def memory_warning(cfg: TrainConfig, est) -> None:  # noqa: ANN001
+    """Before Start: say so when the step will not fit in free memory (Start would refuse it, naming batch_size)."""
+    import torch
+
+    from core.train.memory_check import HEADROOM, free_memory_bytes
+    from core.units import human_bytes
+    try:
+        free = free_memory_bytes(torch.device(est.device))
+    except (RuntimeError, ValueError):
+        return
+    if free and est.memory_bytes > HEADROOM * free:
+        st.warning(f"This step needs about {human_bytes(est.memory_bytes)} but {human_bytes(free)} is free on "
+                   f"{est.device}: Start will refuse it. Lower **{label('batch_size')}** or **{label('resolution')}**.",
+                   icon=":material/memory:")
 
 
 def _use_recommended(preset: str, overrides: dict) -> None:

@@ -20,8 +20,12 @@ def scan_progress(done: int, total: int) -> None:
 def cmd_scan(args) -> int:
     from .scan import scan
     rep = scan(args.folder, progress=scan_progress if sys.stderr.isatty() else None)
+    from .translation_scan import find_layout, layout_report
     print(rep.summary())
-    return 0 if rep.images else 1
+    lay = find_layout(args.folder)
+    if lay is not None:
+        print(layout_report(lay))
+    return 0 if rep.images or lay is not None else 1
 
 
 

@@ -107,7 +107,8 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int) -> np.nd
     except DataError:
         raise
     except Exception as e:
-        shown = os.fsencode(os.fspath(path)).decode("utf-8", errors="replace")
+        shown = (os.fsencode(os.fspath(path)).decode("utf-8", errors="replace")
+                 if isinstance(path, (str, bytes, os.PathLike)) else "uploaded image")  # a file object (serve)
         why = str(e) or type(e).__name__  # a MemoryError has no message: "cannot decode image ()" told nothing
         raise DataError(f"{shown}: cannot decode image ({why}). Rescan the folder if it changed.") from e
     if a.ndim == 2:

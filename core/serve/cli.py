@@ -1,4 +1,4 @@
-"""`python -m core serve RUN_OR_BUNDLE`: serve a trained generator over HTTP (127.0.0.1 unless --host)."""
+"""`python -m core serve RUN_OR_BUNDLE`: serve a trained generator (or a pix2pix/cyclegan translator) over HTTP (127.0.0.1 unless --host)."""
 from __future__ import annotations
 
 import argparse
@@ -15,15 +15,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise ConfigError("--port", f"must be between 1 and 65535, got {args.port}")
     limits = ServeLimits(max_n=args.max_n, max_concurrent=args.max_concurrent)
-    g = load_generator(args.source, checkpoint=args.checkpoint)
+    from .translate_app import build_translate_app, is_translation_source, load_translators
+    if is_translation_source(args.source):  # a pix2pix / cyclegan run: image in, image out
+        nets, cfg, channels = load_translators(args.source, args.checkpoint)
+        app, what = build_translate_app(nets, cfg, channels, args.source, limits), (
+            f"{cfg.task} translator ({', '.join(sorted(nets))}) from {args.source}", "POST /translate?direction=")
+    else:
+        g = load_generator(args.source, checkpoint=args.checkpoint)
+        app, what = build_app(g, limits), (f"{g.cfg.arch} generator from {g.source} (step {g.step})",
+                                           "/generate?seed=0&n=16")
     if args.host != "127.0.0.1":
         print(f"WARNING: binding to {args.host}: anyone who can reach this machine on port {args.port} can ask "
               "this server for images (there is no login, and each request costs CPU/GPU time). Use only on a "
               "trusted network, or put an authenticating reverse proxy in front.", file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"Serving {g.cfg.arch} generator from {g.source} (step {g.step}) at http://{host}:{args.port}  "
-          f"(GET /health, /info, /generate?seed=0&n=16; Ctrl-C to stop)", file=sys.stderr, flush=True)
-    uvicorn.run(build_app(g, limits), host=args.host, port=args.port, log_level=args.log_level,
+    print(f"Serving {what[0]} at http://{host}:{args.port}  (GET /health, /info, {what[1]}; Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.log_level in ("info", "debug"))
     return 0
 

@@ -133,6 +133,10 @@ def test_page_mixing_grid_for_stylegan2(app):
     caps = _captions(at)
     assert "source 1" in caps and "source 2" not in caps
     assert "slerp in z from seed 0 to seed 1 in 8 steps" in caps
+    at.segmented_control(key="lat_mode").set_value("w").run()  # the loop through pins, then the walk, in w
+    _ok(at)
+    at.radio(key="lat_anim").set_value("walk").run()
+    _ok(at)
 
 
 def test_page_explains_missing_grid_for_dcgan(app):

@@ -162,3 +162,16 @@ def test_runs_page_evaluate_offers_and_records_ppl(tmp_path, monkeypatch):
     assert any("PPL in z" in s.value for s in at.success), [s.value for s in at.success]
     rows = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
     assert [r["metric"] for r in rows] == ["ppl_z"] and rows[0]["feature_net"] == PIXEL_NET
+
+
+def test_ppl_beside_swd_and_not_by_default(tmp_path):
+    from core.config import TrainConfig
+    from core.metrics.evaluate import DEFAULT_METRICS, evaluate
+    from core.train import create_run, run_training
+    assert "ppl" not in DEFAULT_METRICS
+    t = create_run(TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8,
+                               steps=2, device="cpu", threads=1), tmp_path)
+    assert run_training(t) == "finished"
+    out = evaluate(t.store.path, n=16, metrics="swd,ppl", ppl_n=16, device="cpu")
+    assert [r["metric"] for r in out["results"]] == ["ppl_z", "swd"] and out["n_real"] == 16
+    assert [r["metric"] for r in evaluate(t.store.path, n=16, metrics="swd", device="cpu")["results"]] == ["swd"]

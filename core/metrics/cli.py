@@ -6,15 +6,15 @@ import math
 import sys
 from pathlib import Path
 
-from .evaluate import EVALUATIONS, LABELS, LOWER_IS_BETTER, METRICS, evaluate, parse_metrics, record
+from .evaluate import DEFAULT_METRICS, EVALUATIONS, LABELS, LOWER_IS_BETTER, METRICS, evaluate, parse_metrics, record
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run folder")
     p.add_argument("--n", type=int, default=2048, help="generated images (and as many real ones) to compare")
-    p.add_argument("--metrics", default=",".join(METRICS),
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma list of {', '.join(METRICS)} (pr = precision and recall; ppl = perceptual path "
-                        "length, in w for stylegan2)")
+                        f"length, in w for stylegan2, only when named; default: {','.join(DEFAULT_METRICS)})")
     p.add_argument("--ppl-n", dest="ppl_n", type=int, default=2000,
                    help="latent pairs for ppl (perceptual path length; the paper uses 100,000)")
     p.add_argument("--checkpoint", help="checkpoint file, or 'best' for checkpoints/best.pt (default: latest)")

@@ -24,6 +24,7 @@ STYLE_ONLY = {"mapping_layers": "only stylegan2 has a mapping network",
               "style_mixing": "only stylegan2 has per-layer styles to mix",
               "pl_weight": "path-length regularisation needs stylegan2's mapping network",
               "pl_every": "path-length regularisation needs stylegan2's mapping network"}
+TRANSLATE_ONLY = ("direction", "l1_weight", "cycle_weight", "identity_weight", "pool_size", "lr_decay_start")
 
 
 def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> dict[str, str]:
@@ -65,6 +66,13 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         out["r1_every"] = "R1 is off (r1_weight = 0 and r1_auto off)"
     if not v["eval_every"]:
         out["eval_samples"] = out["eval_metric"] = "evaluation is off (Evaluate every = 0)"
+    if v["task"] == "generate":
+        out.update({k: "only pix2pix and cyclegan runs translate images (task is generate)" for k in TRANSLATE_ONLY})
+    else:  # translators map an image to an image: no noise, no EMA copy, no styles
+        why = f"a {v['task']} run translates an input image: it has no latent noise, EMA copy or styles"
+        out.update({k: why for k in ("latent_dim", "ema", *STYLE_ONLY)})
+        other = list(TRANSLATE_ONLY[2:]) if v["task"] == "pix2pix" else ["l1_weight"]
+        out.update({k: f"not used by {v['task']} (see its help)" for k in other})
     if device_type is not None and device_type != "cpu":
         out["threads"] = f"CPU threads only apply to CPU training, not {device_type}"
     return out

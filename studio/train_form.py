@@ -21,6 +21,7 @@ from studio.ui_state import K_APPLIED, K_CFG, K_PRESET
 
 W = "cfg_"                    # widget key prefix
 GROUPS = [("data", "Data", ":material/photo_library:"), ("model", "Model", ":material/hub:"),
+          ("translate", "Translation", ":material/compare:"),
           ("optim", "Optimisation", ":material/tune:"), ("tricks", "Stabilisation tricks", ":material/balance:"),
           ("schedule", "Schedule", ":material/schedule:"), ("device", "Device & precision", ":material/memory:"),
           ("run", "Run name & starting weights", ":material/badge:")]
@@ -243,6 +244,7 @@ def config_form(bad: str | None) -> dict[str, Any]:
             continue
         # The run group opens when the run starts from another run's weights, so that is never hidden.
         opened = group in OPEN_GROUPS or (bad in names) or (group == "run" and bool(st.session_state[K_CFG].get("init_from")))
+        opened = opened or (group == "translate" and st.session_state.get(W + "task", "generate") != "generate")
         with st.expander(title, expanded=opened, icon=icon):
             ncols = 3
             for i in range(0, len(names), ncols):

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from studio import folder_poll, state, ui_state
+from studio.translate_panel import layout_for, translate_panel
 from studio.upload_panel import upload_panel
 
 K_SOURCE = "data_source"        # widget: "Image folder" | "Built-in dataset"
@@ -311,8 +312,11 @@ def page_body() -> None:
         watch_notice(scan)
         report = scan["report"]
         st.subheader(Path(scan["folder"]).name or scan["folder"], divider="gray")
-        if report.usable >= 8:  # at the top: the choice the page exists for, not below the grid
-            ready(scan["folder"], report, int(st.session_state.get(K_RES, st.session_state.get("gs_resolution", 32))))
+        res = int(st.session_state.get(K_RES, st.session_state.get("gs_resolution", 32)))
+        if (lay := layout_for(scan["folder"], report)) is not None:  # A/B or AB folders: pix2pix / cyclegan
+            translate_panel(scan["folder"], lay, res, choose)
+        elif report.usable >= 8:  # at the top: the choice the page exists for, not below the grid
+            ready(scan["folder"], report, res)
 
         def grid() -> None:
             st.markdown("##### Real images")

@@ -26,6 +26,7 @@ pages = {
     ],
     "Use your generator": [
         st.Page(state.page_path("latent"), title="Latent explorer", icon=":material/explore:", url_path="latent"),
+        st.Page(state.page_path("translate"), title="Translate", icon=":material/compare:", url_path="translate"),
         st.Page(state.page_path("export"), title="Export", icon=":material/ios_share:", url_path="export"),
     ],
 }

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 PAGE_FILES = {"data": "data.py", "train": "train.py", "monitor": "monitor.py", "runs": "runs.py",
-              "latent": "latent.py", "export": "export.py"}
+              "latent": "latent.py", "export": "export.py", "translate": "translate.py"}
 REFRESH_S = 2.0          # live header (state, step, ETA): cheap
 CHART_REFRESH_S = 4.0    # charts and samples: re-drawing plotly costs the browser CPU that training wants
 

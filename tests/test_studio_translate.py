@@ -2,8 +2,10 @@
 as pix2pix/cyclegan), the Train form's Translation group, and the Translate page."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
@@ -83,3 +85,75 @@ def test_plain_folder_keeps_the_generic_panel(runs, tmp_path):
     at = scanned(d)
     assert "Image-to-image translation folder" not in md(at)
     assert [b for b in at.button if b.key == "use"]
+
+
+# ------------------------------------------------------------------ the Translate page
+def translate_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "studio" / "pages" / "translate.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture(scope="module")
+def pix2pix_run(tmp_path_factory) -> Path:
+    """A tiny trained pix2pix run (16 px, widths 8, 6 steps, one thread), shared by the page tests."""
+    from core.config import preset
+    from core.train import create_run, run_training
+
+    tmp = tmp_path_factory.mktemp("p2p")
+    data = make_paired(tmp / "edges2shapes", n=10, size=20)
+    t = create_run(preset("pix2pix", data=str(data), steps=6, resolution=16, g_width=8, d_width=8, batch_size=4,
+                          device="cpu", threads=1, log_every=3, sample_every=3, checkpoint_every=3, eval_every=0),
+                   tmp / "runs")
+    assert run_training(t) == "finished"
+    return tmp / "runs"
+
+
+def test_translate_page_with_no_runs_and_no_translation_runs(runs, tmp_path):
+    at = translate_page()
+    assert any("No runs yet" in str(i.value) for i in at.info)
+    from core.config import TrainConfig
+    from core.train import create_run, run_training
+
+    t = create_run(TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, batch_size=8, steps=2,
+                               device="cpu", threads=1, log_every=1, sample_every=2, checkpoint_every=2), runs)
+    assert run_training(t) == "finished"
+    at = translate_page()
+    assert any("translates images" in str(i.value) for i in at.info)
+
+
+def test_translate_page_translates_a_held_out_input_and_an_upload(pix2pix_run, monkeypatch):
+    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(pix2pix_run))
+    st.cache_resource.clear()
+    at = translate_page()
+    assert not at.info, [i.value for i in at.info]
+    assert at.selectbox(key="tr_held").options  # the run's held-out items (10 pairs: 2 held out)
+    captions = [str(c.value) for c in at.caption]
+    assert any("Direction: **AtoB**" in c for c in captions)
+    imgs = at.get("image")
+    assert len(imgs) == 3  # input, output, target
+    assert len(at.get("download_button")) == 1
+    assert any("Mean |output − target|" in c for c in captions)
+    # An upload of any size: input and output, no target, and a download
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, format="PNG")
+    at.segmented_control(key="tr_source").set_value("Upload an image").run()
+    at.file_uploader(key="tr_upload").set_value(("red.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("image")) == 2 and len(at.get("download_button")) == 1
+
+
+def test_the_page_translates_as_the_cli_does(pix2pix_run, tmp_path):
+    """Same file, same pixels: the page's decode + translate against core's translate_files."""
+    from core.translate.cli import load_translator, translate_files
+    from studio.translate_images import decode, translate
+
+    run = next(p for p in pix2pix_run.iterdir() if p.is_dir())
+    G, cfg, ch = load_translator(run)
+    src = tmp_path / "in.png"
+    Image.open(next((run.parent.parent / "edges2shapes" / "A").iterdir())).resize((37, 23)).save(src)
+    (out,) = translate_files(G, [src], tmp_path / "out", cfg.resolution, ch)
+    ours = translate(G, decode(src, cfg.resolution, ch))
+    cli = np.asarray(Image.open(out))
+    assert np.array_equal(ours, cli[None] if cli.ndim == 2 else cli.transpose(2, 0, 1))

@@ -157,3 +157,23 @@ def test_the_page_translates_as_the_cli_does(pix2pix_run, tmp_path):
     ours = translate(G, decode(src, cfg.resolution, ch))
     cli = np.asarray(Image.open(out))
     assert np.array_equal(ours, cli[None] if cli.ndim == 2 else cli.transpose(2, 0, 1))
+
+
+def test_a_cyclegan_run_translates_both_ways(tmp_path, monkeypatch):
+    from core.config import preset
+    from core.train import create_run, run_training
+
+    data = make_unpaired(tmp_path / "horse2zebra", n=6, size=16)
+    t = create_run(preset("cyclegan", data=str(data), steps=3, resolution=16, g_width=8, d_width=8, batch_size=2,
+                          device="cpu", threads=1, log_every=3, sample_every=3, checkpoint_every=3), tmp_path / "runs")
+    assert run_training(t) == "finished"
+    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_resource.clear()
+    at = translate_page()
+    assert at.segmented_control(key="tr_direction").value == "AtoB"
+    assert any("A_" in o for o in at.selectbox(key="tr_held").options)  # inputs from A/
+    assert len(at.get("image")) == 2  # unpaired: input and output, no target
+    at.segmented_control(key="tr_direction").set_value("BtoA").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert all(o.startswith("B_") for o in at.selectbox(key="tr_held").options)
+    assert len(at.get("image")) == 2 and len(at.get("download_button")) == 1

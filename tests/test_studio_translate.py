@@ -177,3 +177,12 @@ def test_a_cyclegan_run_translates_both_ways(tmp_path, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert all(o.startswith("B_") for o in at.selectbox(key="tr_held").options)
     assert len(at.get("image")) == 2 and len(at.get("download_button")) == 1
+    # The training folder moved away: the page says so and still offers an upload, never a traceback
+    import shutil
+
+    shutil.rmtree(data)
+    st.cache_data.clear()
+    at = translate_page()
+    assert any("held-out inputs are not available" in str(e.value) for e in at.error)
+    at.segmented_control(key="tr_source").set_value("Upload an image").run()
+    assert not at.exception and at.file_uploader(key="tr_upload")

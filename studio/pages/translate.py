@@ -101,20 +101,22 @@ def pick() -> tuple[RunInfo, Path, str] | None:
 
 def image_input(info: RunInfo, direction: str, resolution: int, channels: int):  # noqa: ANN201
     """(name, input array, target array or None) from a held-out item or an upload; None when not chosen yet."""
-    src = st.segmented_control("Input", SOURCES, key=K_SRC, required=True, default=SOURCES[0],
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+    src = c1.segmented_control("Input", SOURCES, key=K_SRC, required=True, default=SOURCES[0],
                                help="A held-out item of the run's own folder (never trained on), or any image.")
     if src == SOURCES[1]:
-        up = st.file_uploader("Image to translate", type=UPLOAD_TYPES, key=K_UPLOAD,
+        up = c2.file_uploader("Image to translate", type=UPLOAD_TYPES, key=K_UPLOAD,
                               help="Any size: it is centre-cropped to a square and resized to the run's "
                                    f"{resolution} px, as in training.")
         if up is None:
-            st.caption("Choose an image file to see its translation.")
+            c2.caption("Choose an image file to see its translation.")
             return None
         return up.name, decode(io.BytesIO(up.getvalue()), resolution, channels), None
     try:
         items = held_out(str(info.config.get("data", "")), str(info.config.get("task")), direction)
     except Exception as e:  # noqa: BLE001 - the folder may have moved since training: say so, offer upload
-        state.show_error(e, prefix="The run's held-out inputs are not available (upload an image instead): ")
+        c2.error(f"The run's held-out inputs are not available (upload an image instead): {state.esc(e)}",
+                 icon=":material/error:")
         return None
     if not items:
         st.info("This run's folder is too small to hold items out: upload an image instead.", icon=":material/info:")
@@ -122,7 +124,7 @@ def image_input(info: RunInfo, direction: str, resolution: int, channels: int): 
     names = [it[0] for it in items]
     if st.session_state.get(K_HELD) not in names:
         st.session_state[K_HELD] = names[0]
-    name = st.selectbox("Held-out input", names, key=K_HELD, help="Items the training held out for its triplets "
+    name = c2.selectbox("Held-out input", names, key=K_HELD, help="Items the training held out for its triplets "
                         "and eval/l1: the network has never trained on them.")
     _, fin, hin, ftg, htg = items[names.index(name)]
     target = decode(ftg, resolution, channels, htg) if ftg is not None else None
@@ -132,7 +134,7 @@ def image_input(info: RunInfo, direction: str, resolution: int, channels: int): 
 def main() -> None:
     st.title("Translate")
     st.caption("Turn an image into its translation with a trained pix2pix or cyclegan run: pick a held-out input "
-               "or upload your own. The same as `python -m core translate RUN --input … --out …`.")
+               "or upload your own (`python -m core translate` does the same for a folder).")
     picked = pick()
     if picked is None:
         return

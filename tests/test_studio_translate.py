@@ -62,6 +62,8 @@ def test_paired_folder_shows_layout_pairs_and_trains_as_pix2pix(runs, tmp_path):
     assert at.text_input(key="cfg_data").value == str(folder.resolve())
     assert any(e.label == "Translation" for e in at.expander)
     assert at.number_input(key="cfg_latent_dim").disabled and not at.number_input(key="cfg_l1_weight").disabled
+    assert not at.error, [e.value for e in at.error]  # the form validates: Start is possible
+    assert not at.button(key="start").disabled
 
 
 def test_unpaired_folder_trains_as_cyclegan_and_generate_greys_translate_fields(runs, tmp_path):
@@ -186,3 +188,15 @@ def test_a_cyclegan_run_translates_both_ways(tmp_path, monkeypatch):
     assert any("held-out inputs are not available" in str(e.value) for e in at.error)
     at.segmented_control(key="tr_source").set_value("Upload an image").run()
     assert not at.exception and at.file_uploader(key="tr_upload")
+
+
+def test_field_use_separates_generate_and_translation_fields():
+    from core.field_use import TRANSLATE_ONLY, unused_fields
+
+    gen = unused_fields({})
+    assert set(TRANSLATE_ONLY) <= set(gen) and "latent_dim" not in gen and "ema" not in gen
+    p2p, cyc = unused_fields({"task": "pix2pix"}), unused_fields({"task": "cyclegan", "loss": "lsgan"})
+    for u in (p2p, cyc):
+        assert {"latent_dim", "ema", "mapping_layers"} <= set(u) and "direction" not in u
+    assert "l1_weight" not in p2p and {"cycle_weight", "identity_weight", "pool_size", "lr_decay_start"} <= set(p2p)
+    assert "l1_weight" in cyc and not {"cycle_weight", "identity_weight", "pool_size", "lr_decay_start"} & set(cyc)

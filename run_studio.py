@@ -108,6 +108,7 @@ def build_command(args: argparse.Namespace) -> list[str]:
         # Explicit, so a user's ~/.streamlit/config.toml or STREAMLIT_SERVER_* variable cannot turn them off.
         "--server.enableXsrfProtection", "true",
         "--server.enableCORS", "true",
+        "--server.maxUploadSize", "200",  # MB per uploaded file (Data page, Translate page); core vets the rest
         *hosts,
         "--client.toolbarMode", "minimal",
         # Streamlit's forced full garbage collection after every script and fragment run cost ~170 ms of

@@ -16,7 +16,8 @@ from core.runs import load_run
 ROOT = Path(__file__).resolve().parents[1]
 
 APP = str(ROOT / "studio" / "app.py")
-PAGES = ("pages/data.py", "pages/train.py", "pages/monitor.py", "pages/runs.py")
+PAGES = ("pages/data.py", "pages/train.py", "pages/monitor.py", "pages/runs.py", "pages/latent.py", "pages/export.py",
+         "pages/translate.py")
 TINY = dict(resolution=16, batch_size=8, g_width=8, d_width=8, latent_dim=16, steps=3000, log_every=5,
             sample_every=20, checkpoint_every=1000)
 

@@ -357,9 +357,19 @@ def test_minimum_versions_pinned_and_installed():
         assert "CVE-2025-32434" in text  # the torch.load(weights_only=True) bypass fixed in 2.6.0
 
 
-def test_studio_has_no_unchecked_upload():
-    """The studio reads image folders by path; it offers no upload widget. If one is added, it needs a size
-    limit (server.maxUploadSize) and a decode check (core.data.scan.check_file): this test is the reminder."""
+def test_studio_uploads_are_bounded_and_vetted():
+    """Uploads exist in two places, each with its own checks: the Data page hands files to core.data.upload
+    (sizes, counts, zip-slip, links, bombs; then the folder is scanned, every file decoded), the Translate
+    page decodes one image through core.data.decode with Pillow's bomb guard on. The per-file size cap is
+    Streamlit's server.maxUploadSize, set explicitly so a user's config cannot raise it. A new uploader
+    elsewhere fails this test until it says how it is vetted."""
+    vetted = {"studio/upload_panel.py": "core.data.upload", "studio/pages/translate.py": "translate_images"}
     uses = [str(f.relative_to(ROOT)) for f in ROOT.joinpath("studio").rglob("*.py")
             if "file_uploader" in f.read_text(encoding="utf-8")]
-    assert not uses, f"{uses} add st.file_uploader: limit its size and vet files with core.data.scan.check_file"
+    assert uses and set(uses) <= set(vetted), f"{uses}: an st.file_uploader without a known vetting path"
+    for f in uses:
+        assert vetted[f] in (ROOT / f).read_text(encoding="utf-8"), f
+    assert "core.data.decode" in (ROOT / "studio" / "translate_images.py").read_text(encoding="utf-8")
+    import run_studio
+    cmd = run_studio.build_command(run_studio.argparse.Namespace(host="127.0.0.1", port=8501))
+    assert "--server.maxUploadSize" in cmd and cmd[cmd.index("--server.maxUploadSize") + 1] == "200"

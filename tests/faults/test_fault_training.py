@@ -281,10 +281,10 @@ def test_enospc_while_writing_a_sample(tmp_path, monkeypatch):
     from core.train import create_run
     real = loop.atomic_write_bytes
 
-    def write(path, data, fsync=True):
+    def write(path, data, fsync=True, **kw):
         if Path(path).parent.name == "samples" and Path(path).name >= "step_0000006.png":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(path, data, fsync=fsync)
+        return real(path, data, fsync=fsync, **kw)
     monkeypatch.setattr(loop, "atomic_write_bytes", write)
     t = create_run(tiny(steps=1000, sample_every=3, checkpoint_every=3), tmp_path)
     assert run_training(t) == "failed"

@@ -161,6 +161,28 @@ def real_features(net: FeatureNet, real: torch.Tensor, fingerprint: str | None, 
     return st["features"].double(), hit
 
 
+# Bytes per pixel an evaluation holds at once: the generated and the selected real images (uint8) and
+# SWD's float Laplacian pyramids of both (4 bytes x ~1.34 levels each).
+EVAL_BYTES_PER_PIXEL = 2 + 2 * 4 * 1.34
+EVAL_HEADROOM = 0.7  # of free memory an evaluation may plan to use
+
+
+def _check_memory(n: int, shape: tuple[int, ...]) -> None:
+    """A ValueError naming n (and an n that fits) when n images of ``shape`` would not fit in free memory:
+    50,000 at 256 px hold ~125 GB here, which used to end in the allocator instead of a message."""
+    from ..memory import free_memory_bytes
+    from ..units import human_bytes
+    pixels = 1
+    for d in shape:
+        pixels *= int(d)
+    need = n * pixels * EVAL_BYTES_PER_PIXEL
+    free = free_memory_bytes(torch.device("cpu"))  # the images are gathered on the CPU whatever the device
+    if free and need > EVAL_HEADROOM * free:
+        fit = int(EVAL_HEADROOM * free / (pixels * EVAL_BYTES_PER_PIXEL))
+        raise ValueError(f"n={n:,}: {n:,} generated and {n:,} real images of {'x'.join(map(str, shape))} need about "
+                         f"{human_bytes(int(need))} of memory but {human_bytes(free)} is free; use n <= {max(fit, 4):,}")
+
+
 def evaluate(generator_or_run: Any, real_images: Any = None, n: int = 2048,
              metrics: str | Sequence[str] = DEFAULT_METRICS, feature: str | nn.Module | None = "inception",
              inception_weights: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
@@ -198,6 +220,7 @@ def evaluate(generator_or_run: Any, real_images: Any = None, n: int = 2048,
             out["results"] = [asdict(r) for r in res]
             return out
     reals_all, fingerprint = _real_images(real_images, src)
+    _check_memory(n, tuple(reals_all.shape[1:]))
     real = select_real(reals_all, n, seed)
     out["n_real"] = len(real)
     t0 = time.perf_counter()

@@ -8,39 +8,16 @@ autograd keeps for backward, counted by running the real step at two small batch
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..config import ConfigError, TrainConfig
+from ..memory import free_memory_bytes  # noqa: F401 - re-exported: callers and tests patch it here
 from ..units import human_bytes
 
 # Steps this small cannot exhaust any machine the studio runs on; they skip the count (it costs a
 # second or two at large sizes, nothing at these).
 MIN_PIXELS_TO_CHECK = 2**20   # batch x resolution^2, e.g. batch 64 at 128 px
 HEADROOM = 0.85               # of free memory a run may plan to use (the data, Python and the OS need the rest)
-
-
-def free_memory_bytes(device: torch.device) -> int | None:
-    """Memory available to a new allocation on ``device`` (None when it cannot be told)."""
-    if device.type == "cuda":
-        try:
-            return int(torch.cuda.mem_get_info(device)[0])
-        except (RuntimeError, AssertionError):
-            return None
-    if device.type != "cpu":
-        return None  # MPS shares system memory but reports no free figure
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_fits(cfg: TrainConfig, channels: int, num_classes: int, device: torch.device,

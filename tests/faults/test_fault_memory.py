@@ -65,3 +65,21 @@ def test_the_train_page_warns_before_start(monkeypatch, tmp_path):
         at.run()
     assert any("Start will refuse it" in str(w.value) and "Batch size" in str(w.value) for w in at.warning)
     st.cache_resource.clear()
+
+
+def test_evaluate_refuses_an_n_that_cannot_fit_and_names_one_that_does(tmp_path, monkeypatch):
+    """#19 finding 10: Evaluate's images are held at once; 50,000 at 256 px is ~125 GB. Refused by name, at once."""
+    import re
+
+    from core import memory
+    from core.metrics import evaluate
+    from core.train import create_run, run_training
+    t = create_run(TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8,
+                               steps=1, eval_every=0, device="cpu", threads=1), tmp_path / "runs")
+    run_training(t)
+    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 10 * 1024**2)  # 10 MB free
+    with pytest.raises(ValueError, match="n=50,000") as e:
+        evaluate(t.store.path, n=50_000, metrics="swd")
+    fit = int(re.search(r"use n <= ([\d,]+)", str(e.value)).group(1).replace(",", ""))
+    assert 4 <= fit < 50_000
+    assert evaluate(t.store.path, n=min(fit, 64), metrics="swd")["results"]  # the advice works

@@ -260,3 +260,10 @@ def test_config_validation_names_field():
     assert e.value.field == "learning_rate"
     cfg = TrainConfig(arch="resnet-sn", lr_d=4e-4)
     assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_the_default_run_name_says_family_loss_and_data(tiny_cfg, tmp_path):
+    from core.train.setup import default_name
+    assert default_name(tiny_cfg.replace(loss="hinge")) == "dcgan-hinge-shapes"
+    assert default_name(tiny_cfg.replace(data="/home/me/cats")) == "dcgan-bce-cats"
+    assert default_name(tiny_cfg.replace(name="mine")) == "mine"

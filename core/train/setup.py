@@ -45,7 +45,9 @@ def default_name(cfg: TrainConfig) -> str:
     if cfg.name:
         return cfg.name
     data = Path(cfg.data).name if ("/" in cfg.data or "\\" in cfg.data) else cfg.data
-    return f"{cfg.arch if cfg.task == 'generate' else cfg.task}-{data}"
+    # The loss is in the name: runs of one family on one dataset were otherwise indistinguishable
+    # in the run list (#20 item 7: every run read "0000N-dcgan-emoji64").
+    return f"{cfg.arch}-{cfg.loss}-{data}" if cfg.task == "generate" else f"{cfg.task}-{data}"
 
 
 def _load_data(cfg: TrainConfig, progress=None) -> ImageDataset:

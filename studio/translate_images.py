@@ -22,11 +22,10 @@ def decode(src, resolution: int, channels: int, half: int | None = None) -> np.n
     return np.ascontiguousarray(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
 
 
-@torch.no_grad()
 def translate(G: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """uint8 C x H x W in, uint8 C x H x W out ([-1, 1] on the network's side, as in training)."""
-    y = G(torch.from_numpy(x).float().div(127.5).sub(1)[None])[0]
-    return y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).numpy()
+    """uint8 C x H x W in, uint8 C x H x W out: exactly the translate CLI's transform."""
+    from core.translate.cli import translate_array
+    return translate_array(G, x)
 
 
 def pil(a: np.ndarray) -> Image.Image:

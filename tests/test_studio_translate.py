@@ -10,21 +10,11 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from test_studio_data import runs  # noqa: F401 - the runs-root fixture (env, cleared cache_resource)
 from translate_data import make_paired, make_unpaired
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "studio" / "app.py")
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(root))
-    monkeypatch.setenv("GAN_STUDIO_CACHE", str(tmp_path / "cache"))
-    st.cache_resource.clear()
-    yield root
-    st.cache_resource.clear()
 
 
 def scanned(folder: Path) -> AppTest:
@@ -41,7 +31,7 @@ def md(at: AppTest) -> str:
     return " ".join(str(m.value) for m in (*at.markdown, *at.caption))
 
 
-def test_paired_folder_shows_layout_pairs_and_trains_as_pix2pix(runs, tmp_path):
+def test_paired_folder_shows_layout_pairs_and_trains_as_pix2pix(runs, tmp_path):  # noqa: F811 - the imported fixture
     folder = make_paired(tmp_path / "edges2shapes", n=10, size=16)
     Image.new("RGB", (16, 16)).save(folder / "B" / "stray.png")
     at = scanned(folder)
@@ -66,7 +56,7 @@ def test_paired_folder_shows_layout_pairs_and_trains_as_pix2pix(runs, tmp_path):
     assert not at.button(key="start").disabled
 
 
-def test_unpaired_folder_trains_as_cyclegan_and_generate_greys_translate_fields(runs, tmp_path):
+def test_unpaired_folder_trains_as_cyclegan_and_generate_greys_translate_fields(runs, tmp_path):  # noqa: F811 - the imported fixture
     folder = make_unpaired(tmp_path / "horse2zebra", n=6, size=16, names=("trainA", "trainB"))
     at = scanned(folder)
     assert "unpaired, 6 images in A, 6 in B" in md(at) and "cyclegan" in md(at)
@@ -79,7 +69,7 @@ def test_unpaired_folder_trains_as_cyclegan_and_generate_greys_translate_fields(
     assert at.number_input(key="cfg_cycle_weight").disabled and not at.number_input(key="cfg_latent_dim").disabled
 
 
-def test_plain_folder_keeps_the_generic_panel(runs, tmp_path):
+def test_plain_folder_keeps_the_generic_panel(runs, tmp_path):  # noqa: F811 - the imported fixture
     d = tmp_path / "plain"
     d.mkdir()
     for i in range(10):
@@ -112,7 +102,7 @@ def pix2pix_run(tmp_path_factory) -> Path:
     return tmp / "runs"
 
 
-def test_translate_page_with_no_runs_and_no_translation_runs(runs, tmp_path):
+def test_translate_page_with_no_runs_and_no_translation_runs(runs, tmp_path):  # noqa: F811 - the imported fixture
     at = translate_page()
     assert any("No runs yet" in str(i.value) for i in at.info)
     from core.config import TrainConfig

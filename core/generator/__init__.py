@@ -3,7 +3,8 @@
 - ``loaded``: ``LoadedGenerator`` (network, config, classes, provenance) built from a checkpoint state;
 - ``loading``: choosing a run's checkpoint (latest, best, a step) and ``load_generator`` for any source;
 - ``bundle``: the exported safetensors + JSON bundle format, read without running code from the file;
-- ``sampling``: seeds -> latents -> images (z- or w-space truncation, style mixing), and writing them as PNGs or a zip;
+- ``sampling``: seeds -> latents -> images (z- or w-space truncation, style mixing);
+- ``writer``: writing them as PNGs or a zip, batch by batch, no half-written file under a final name;
 - ``cli``: ``python -m core generate``.
 """
 from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, BundleError, find_bundle_in, is_bundle, load_bundle, read_bundle_meta
@@ -19,8 +20,8 @@ from .sampling import (
     mix_styles,
     style_mix_seeds,
     truncation_space,
-    write_images,
 )
+from .writer import write_images
 
 __all__ = ["LoadedGenerator", "load_generator", "checkpoint_choices", "resolve_checkpoint", "generator_from_state",
            "class_index", "class_labels", "latents", "generate", "generate_seeds", "image_array", "write_images",

@@ -1,18 +1,14 @@
-"""Images from a loaded generator: seeds -> latents -> images (z- or w-space truncation, style mixing), reproducibly,
-and writing them as PNGs or a zip."""
+"""Images from a loaded generator: seeds -> latents -> images (z- or w-space truncation, style mixing), reproducibly
+(writing them: core/generator/writer.py)."""
 from __future__ import annotations
 
-import io
 import math
-import zipfile
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import ConfigError
-from ..fsutil import atomic_write_bytes
-from ..imaging import png_bytes, to_uint8
+from ..imaging import to_uint8
 from .loaded import LoadedGenerator, class_labels
 
 
@@ -155,25 +151,3 @@ def image_array(img: torch.Tensor):
     """One (C, H, W) image in [-1, 1] (or uint8) -> an HxW or HxWx3 uint8 numpy array."""
     arr = to_uint8(img[None])[0].numpy()
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-
-
-def write_images(images: torch.Tensor, seeds: list[int], out: str | Path, as_zip: bool = False,
-                 names: list[str] | None = None) -> Path:
-    """Write one PNG per image named seed_NNNNNN.png (or ``names[i]``) into the folder ``out``, or into the zip file ``out``."""
-    out = Path(out)
-    names = names or [f"seed_{s:06d}.png" for s in seeds]
-    if as_zip:
-        if out.suffix.lower() != ".zip":
-            out = out.with_name(out.name + ".zip") if out.name else out / "samples.zip"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are compressed already
-            for name, img in zip(names, images):
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible bytes
-                zf.writestr(info, png_bytes(image_array(img)))
-        atomic_write_bytes(out, buf.getvalue(), fsync=False)
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, img in zip(names, images):
-        (out / name).write_bytes(png_bytes(image_array(img)))
-    return out

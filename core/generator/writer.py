@@ -10,14 +10,10 @@ import torch
 
 from ..config import ConfigError
 from ..fsutil import atomic_write_bytes
-from ..imaging import png_bytes, to_uint8
+from ..imaging import png_bytes
+from .sampling import image_array
 
 BATCH = 64  # images generated and written per round: memory stays at one batch whatever -n asks
-
-
-def _array(img: torch.Tensor):
-    arr = to_uint8(img[None])[0].numpy()
-    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
 
 def output_path(out: str | Path, as_zip: bool) -> Path:
@@ -61,7 +57,7 @@ class ImageWriter:
         return self
 
     def add(self, name: str, img: torch.Tensor) -> None:
-        data = png_bytes(_array(img))
+        data = png_bytes(image_array(img))
         try:
             if self._zip is not None:
                 info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible bytes
@@ -104,3 +100,14 @@ def check_seeds(first: int, n: int) -> list[int]:
     if first + n > 2**63:
         raise ConfigError("--seed", f"seed + n must stay below 2^63 = {2**63:,}; got seed {first:,} with n {n}")
     return list(range(first, first + n))
+
+
+def write_images(images: torch.Tensor, seeds: list[int], out: str | Path, as_zip: bool = False,
+                 names: list[str] | None = None) -> Path:
+    """One PNG per image named seed_NNNNNN.png (or ``names[i]``) into the folder ``out``, or into the zip ``out``
+    (for a notebook holding its images already; the CLI streams batches through ImageWriter)."""
+    path = output_path(out, as_zip)
+    with ImageWriter(path, as_zip) as w:
+        for name, img in zip(names or [f"seed_{s:06d}.png" for s in seeds], images):
+            w.add(name, img)
+    return path

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from ..data.decode import load_image
 from ..data.errors import DataError
 from ..imaging import png_bytes
+from ..translate.cli import translate_array
 from .app import ServeLimits
 
 MAX_BODY_BYTES = 20 * 1024**2  # one uploaded image; more -> 413 (the bomb guard then bounds its pixels)
@@ -62,8 +63,7 @@ def build_translate_app(nets: dict[str, torch.nn.Module], cfg, channels: int, so
     @torch.no_grad()
     def run(net: torch.nn.Module, data: bytes) -> bytes:
         # Decoded exactly as translate/training do: EXIF orientation, colour mode, centre crop, resize.
-        x = torch.from_numpy(load_image(io.BytesIO(data), cfg.resolution, channels)).float().div(127.5).sub(1)[None]
-        y = net(x)[0].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).numpy()
+        y = translate_array(net, load_image(io.BytesIO(data), cfg.resolution, channels))
         return png_bytes(y[0] if channels == 1 else np.ascontiguousarray(y.transpose(1, 2, 0)))
 
     def error(param: str, message: str, status: int) -> JSONResponse:

@@ -65,14 +65,21 @@ def input_files(path: str | Path) -> list[Path]:
 
 
 @torch.no_grad()
+def translate_array(G: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """uint8 C x H x W in, uint8 C x H x W out ([-1, 1] on the network's side, as in training): the one
+    transform the CLI, the Translate page and serve's /translate share."""
+    y = G(torch.from_numpy(x).float().div(127.5).sub(1)[None])[0]
+    return y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).numpy()
+
+
+@torch.no_grad()
 def translate_files(G: torch.nn.Module, files: list[Path], out: Path, resolution: int, channels: int,
                     progress=None) -> list[Path]:
     """Translate each file (centre-cropped and resized as in training) into ``out`` under its own name."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for i, f in enumerate(files):
-        x = torch.from_numpy(load_image(f, resolution, channels)).float().div(127.5).sub(1)[None]
-        y = G(x)[0].clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).numpy()
+        y = translate_array(G, load_image(f, resolution, channels))
         im = Image.fromarray(y[0] if channels == 1 else np.ascontiguousarray(y.transpose(1, 2, 0)))
         dest = out / f.name
         im.save(dest)

@@ -54,6 +54,12 @@ class TrainConfig:
     attention: int = _f(0, "SAGAN self-attention (Zhang et al. 2019) in G and D at this feature-map size (0 = off; 16 or 32 typical; "
                         "dcgan and resnet-sn): every position can look at every other, so distant parts of an image agree "
                         "(symmetry, repeated textures). Memory grows with the size to the fourth power.", group="model")
+    progressive: bool = _f(False, "Progressive growing (ProGAN; dcgan and resnet-sn): train at progressive_start px first, then fade in each "
+                           "doubling of the size over fade_images images. Coarse shapes settle before details; big images get cheaper early steps.", group="model")
+    progressive_start: int = _f(4, "progressive only: the size training starts at, 4 or 8 px.", group="model")
+    fade_images: int = _f(20000, "progressive only: training images over which each new size fades in (alpha 0 -> 1). ProGAN uses 600,000; "
+                          "a few tens of thousands suit a short CPU run. The whole growth takes (2 x doublings + 1) x this.", group="model")
+    stable_images: int = _f(0, "progressive only: training images each size is trained at before the next fades in (0 = same as fade_images).", group="model")
     d_norm: str = _f("auto", "Normalisation in D: batch, layer, none, or auto (batch for bce/lsgan/hinge; none with gradient penalties, where BatchNorm breaks the penalty).", group="model", choices=D_NORMS)
     # --- optimisation ---
     batch_size: int = _f(64, "Images per step. Larger is smoother but needs more memory; 32-128 is typical.", group="optim")
@@ -168,6 +174,14 @@ class TrainConfig:
         need(self.attention == 0 or (8 <= self.attention <= self.resolution // 2 and self.attention & (self.attention - 1) == 0),
              "attention", f"must be 0 (off) or a power of two from 8 to half the resolution ({self.resolution // 2}), "
                           f"got {self.attention}")
+        if self.progressive:
+            need(self.arch in ("dcgan", "resnet-sn") and self.task == "generate", "progressive",
+                 f"grows dcgan and resnet-sn generators only, not arch={self.arch} task={self.task}: set progressive=false")
+            need(self.progressive_start in (4, 8) and self.resolution >= 2 * self.progressive_start, "progressive_start",
+                 f"must be 4 or 8 and at most half the resolution ({self.resolution}), got {self.progressive_start}")
+            need(self.fade_images >= 1 and self.stable_images >= 0, "fade_images", "must be >= 1 (and stable_images >= 0)")
+            need(not self.compile, "compile", "progressive nets change every step (alpha), which would recompile: set compile=false")
+            need(not self.attention, "attention", "progressive growing has no self-attention layers: set attention=0")
         need(2 <= self.batch_size <= 4096, "batch_size", "must be between 2 and 4096")
         for n in ("lr_g", "lr_d"):
             need(0 < getattr(self, n) <= 1, n, "must be in (0, 1]")
@@ -387,4 +401,4 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 # Fields that change the networks' shapes or the data tensor: resuming with a different value is refused.
 RESUME_LOCKED = ("data", "resolution", "channels", "arch", "latent_dim", "g_width", "d_width", "conditional",
                  "d_norm", "spectral_norm", "minibatch_std", "loss", "mapping_layers", "minibatch_disc", "pac",
-                 "attention", "task", "direction")
+                 "attention", "task", "direction", "progressive", "progressive_start")

@@ -9,6 +9,7 @@ from torch import nn
 from core.config import TrainConfig
 from core.models.base import Discriminator, Generator
 from core.models.layers import MinibatchStdDev, SelfAttention, add_spectral_norm, dcgan_init, norm2d, resolve_d_norm
+from core.models.progressive import ProgressiveDiscriminator, ProgressiveGenerator
 from core.models.registry import register
 
 # Widths stop doubling at 8x the base width, as in the 64 px original (ngf * 8 at 4 x 4);
@@ -95,11 +96,71 @@ class DCGANDiscriminator(Discriminator):
         return self.final(h).flatten()
 
 
+class _Stem(nn.Module):
+    """z (times the class embedding) -> ch x 4 x 4, as the first layer of DCGANGenerator."""
+
+    def __init__(self, latent_dim: int, ch: int, num_classes: int):
+        super().__init__()
+        self.main = nn.Sequential(nn.ConvTranspose2d(latent_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True))
+        self.label_embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.label_embed is not None:
+            z = z * self.label_embed(y)
+        return self.main(z[:, :, None, None])
+
+
+class _Up(nn.Sequential):
+    """ConvTranspose 4x4 stride 2, BatchNorm, ReLU: one doubling (labels unused)."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
+
+
+def _prog_widths(resolution: int, width: int) -> dict[int, int]:
+    """Channels at each size 4..R for progressive nets: width at R and R/2, doubling coarser (capped at 8x)."""
+    n = int(math.log2(resolution))
+    return {2 ** k: width * _mult(max(0, n - k - 1)) for k in range(2, n + 1)}
+
+
+class ProgDCGANDiscriminator(ProgressiveDiscriminator):
+    """Progressive DCGAN D: 1x1 from-RGB convs, strided 4x4 conv blocks, the DCGAN 4x4 head (minibatch std)."""
+
+    def __init__(self, cfg: TrainConfig, channels: int, num_classes: int):
+        ch, norm, start = _prog_widths(cfg.resolution, cfg.d_width), resolve_d_norm(cfg), cfg.progressive_start
+        bias = norm != "batch"
+        from_rgb = nn.ModuleDict({str(r): nn.Sequential(nn.Conv2d(channels, c, 1), nn.LeakyReLU(0.2, inplace=True))
+                                  for r, c in ch.items() if r >= start})
+        blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(ch[2 * r], ch[r], 4, 2, 1, bias=norm == "none"), norm2d(norm, ch[r]),
+                                             nn.LeakyReLU(0.2, inplace=True)) for r in sorted(ch)[:-1])
+        super().__init__(cfg.resolution, channels, num_classes, cfg.latent_dim, start, from_rgb, blocks)
+        self.feature_dim = ch[4] * 16
+        self.mbstd = MinibatchStdDev() if cfg.minibatch_std else None
+        self.final = nn.Conv2d(ch[4] + int(cfg.minibatch_std), 1, 4, 1, 0, bias=bias)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, self.feature_dim)
+
+    head = DCGANDiscriminator.head
+
+
+def _build_progressive(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    ch, start = _prog_widths(cfg.resolution, cfg.g_width), cfg.progressive_start
+    blocks = nn.ModuleList(_Up(nn.ConvTranspose2d(ch[r], ch[2 * r], 4, 2, 1, bias=False), nn.BatchNorm2d(ch[2 * r]),
+                               nn.ReLU(True)) for r in sorted(ch)[:-1])
+    to_rgb = nn.ModuleDict({str(r): nn.Sequential(nn.Conv2d(c, channels, 1), nn.Tanh()) for r, c in ch.items() if r >= start})
+    g = ProgressiveGenerator(cfg.latent_dim, cfg.resolution, channels, num_classes, start,
+                             _Stem(cfg.latent_dim, ch[4], num_classes), blocks, to_rgb)
+    return g, ProgDCGANDiscriminator(cfg, channels, num_classes)
+
+
 @register("dcgan")
 def build_dcgan(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
-    g = DCGANGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
-    d = DCGANDiscriminator(cfg.resolution, channels, cfg.d_width, resolve_d_norm(cfg), cfg.minibatch_std,
-                           num_classes, cfg.latent_dim, cfg.attention)
+    if cfg.progressive:  # ProGAN-style growing over the same layer types (core/models/progressive.py)
+        g, d = _build_progressive(cfg, channels, num_classes)
+    else:
+        g = DCGANGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
+        d = DCGANDiscriminator(cfg.resolution, channels, cfg.d_width, resolve_d_norm(cfg), cfg.minibatch_std,
+                               num_classes, cfg.latent_dim, cfg.attention)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
     if d.embed is not None:

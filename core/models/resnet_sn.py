@@ -17,6 +17,7 @@ from core.models.layers import (
     upsample2x,
     xavier_init,
 )
+from core.models.progressive import ProgressiveDiscriminator, ProgressiveGenerator
 from core.models.registry import register
 
 # Channel multiplier of the base width: 4x at the coarse end (64 -> 256 at 4 x 4), 1x at full size.
@@ -143,12 +144,61 @@ class ResNetDiscriminator(Discriminator):
         return self.linear(feats).flatten()
 
 
+class _Stem(nn.Module):
+    """z -> linear -> ch x 4 x 4 (ResNetGenerator's first layer)."""
+
+    def __init__(self, latent_dim: int, ch: int):
+        super().__init__()
+        self.ch, self.linear = ch, nn.Linear(latent_dim, ch * 16)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.linear(z).unflatten(1, (self.ch, 4, 4))
+
+
+class ProgResNetDiscriminator(ProgressiveDiscriminator):
+    """Progressive SNGAN D: 1x1 from-RGB convs, residual down-blocks, then ResNetDiscriminator's top and head."""
+
+    def __init__(self, cfg: TrainConfig, channels: int, num_classes: int):
+        r_max, w, start = cfg.resolution, cfg.d_width, cfg.progressive_start
+        ch = {2 ** k: w * min(_MAX_MULT, max(1, r_max // 2 ** (k + 1))) for k in range(2, int(math.log2(r_max)) + 1)}
+        from_rgb = nn.ModuleDict({str(r): nn.Conv2d(channels, c, 1) for r, c in ch.items() if r >= start})
+        blocks = nn.ModuleList(DBlock(ch[2 * r], ch[r]) for r in sorted(ch)[:-1])
+        super().__init__(r_max, channels, num_classes, cfg.latent_dim, start, from_rgb, blocks)
+        self.mbstd = MinibatchStdDev() if cfg.minibatch_std else None
+        self.last = DBlock(ch[4] + int(cfg.minibatch_std), ch[4], down=False)
+        self.feature_dim = ch[4]
+        self.linear = nn.Linear(ch[4], 1)
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, ch[4])
+
+    def top(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        return F.relu(self.last(h))
+
+    pool = ResNetDiscriminator.pool
+    head = ResNetDiscriminator.head
+
+
+def _build_progressive(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
+    r_max, w, start = cfg.resolution, cfg.g_width, cfg.progressive_start
+    ch = {2 ** k: w * min(_MAX_MULT, r_max // 2 ** k) for k in range(2, int(math.log2(r_max)) + 1)}
+    blocks = nn.ModuleList(GBlock(ch[r], ch[2 * r], num_classes) for r in sorted(ch)[:-1])
+    to_rgb = nn.ModuleDict({str(r): nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, channels, 3, 1, 1), nn.Tanh())
+                            for r, c in ch.items() if r >= start})
+    g = ProgressiveGenerator(cfg.latent_dim, r_max, channels, num_classes, start, _Stem(cfg.latent_dim, ch[4]), blocks, to_rgb)
+    return g, ProgResNetDiscriminator(cfg, channels, num_classes)
+
+
 @register("resnet-sn")
 def build_resnet_sn(cfg: TrainConfig, channels: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     # d_norm does not apply: spectral norm is this D's only normalisation, whatever cfg.spectral_norm says.
-    g = ResNetGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
-    d = ResNetDiscriminator(cfg.resolution, channels, cfg.d_width, cfg.minibatch_std, num_classes, cfg.latent_dim,
-                            cfg.attention)
+    if cfg.progressive:  # ProGAN-style growing over the same blocks (core/models/progressive.py)
+        g, d = _build_progressive(cfg, channels, num_classes)
+    else:
+        g = ResNetGenerator(cfg.latent_dim, cfg.resolution, channels, cfg.g_width, num_classes, cfg.attention)
+        d = ResNetDiscriminator(cfg.resolution, channels, cfg.d_width, cfg.minibatch_std, num_classes, cfg.latent_dim,
+                                cfg.attention)
     g.apply(xavier_init)
     d.apply(xavier_init)
     if d.embed is not None:

@@ -14,6 +14,7 @@ from ..config import TrainConfig
 from ..data import DiffAugment, ImageDataset
 from ..losses import feature_matching_loss, get_loss, gradient_penalty, r1_penalty, r1_penalty_fp32
 from ..models import build_models
+from ..models.progressive import Progression
 from ..runs import RunStore
 from .d_terms import DTerms
 from .device import choose_threads, configure_cuda_math, pick_device, pick_precision, use_channels_last
@@ -77,6 +78,7 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler("cuda", enabled=self.precision.use_scaler)
         self.scaler_d = torch.amp.GradScaler("cuda", enabled=self.precision.use_scaler)
         self.ema = EMA(self.G, cfg.ema) if cfg.ema > 0 else None
+        self.prog = Progression(cfg) if cfg.progressive else None  # ProGAN growing: stage and alpha from images seen
         self.augment = DiffAugment(cfg.diffaug_policies) if cfg.diffaug_policies else None
         self.sampler = TensorBatchSampler(dataset.images, dataset.labels if self.num_classes else None,
                                           cfg.batch_size, self.device, cfg.seed, rank, world_size)
@@ -95,8 +97,9 @@ class Trainer:
             # releases; older ones (2.11 on some GPU images) only know broadcast_buffers.
             no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
                        else {"broadcast_buffers": False})
-            self.G_fwd = DDP(self.G, device_ids=ids, **no_sync)
-            self.D_fwd = DDP(self.D, device_ids=ids, **no_sync)
+            # Progressive growing leaves the blocks of later stages out of the graph until their stage.
+            self.G_fwd = DDP(self.G, device_ids=ids, find_unused_parameters=cfg.progressive, **no_sync)
+            self.D_fwd = DDP(self.D, device_ids=ids, find_unused_parameters=cfg.progressive, **no_sync)
         if cfg.compile:
             self.G_fwd, self.D_fwd = torch.compile(self.G_fwd), torch.compile(self.D_fwd)
         # R1 is a gradient of D's output with respect to its input, differentiated again: the
@@ -236,9 +239,12 @@ class Trainer:
         if self.task is not None:
             return self.task.step(want_grad_norms)
         real_target = 1.0 - cfg.label_smoothing
+        if self.prog is not None:
+            self.prog.apply(self.images_seen, self.G, self.D, self.sample_generator)
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
             real, y = self.sampler.next()
+            real = self.prog.reals(real) if self.prog is not None else real  # at the stage's resolution
             z, _ = self._noise(real.shape[0])
             # The last critic step's fake batch also serves the generator step (as in the DCGAN
             # paper's code and the PyTorch tutorial): G runs forward once per step, not twice, so
@@ -317,6 +323,9 @@ class Trainer:
             self.ema.update(self.G)
         self.step_count += 1
         self.images_seen += cfg.batch_size * cfg.n_critic * self.world_size
+        if self.prog is not None:  # prog/stage, prog/alpha; then the stage samples between steps show
+            out.update(self.prog.metrics())
+            self.prog.apply(self.images_seen, self.G, self.D, self.sample_generator)
         out.update(self.regs.last)
         out.update(self.terms.last)  # ADA's p and r_t, the reconstruction loss, R2  # the last R1 / path-length values, also between their lazy steps
         out.update({"loss/d": loss_d.detach(), "loss/g": loss_g.detach(),

@@ -86,7 +86,7 @@ def test_latent_explorer(app):
     assert at.number_input(key="lat_edit_seed").value == 5
     assert at.button(key="lat_pin_5").label == "Unpin"
 
-    _button(at, "New seeds").click().run()
+    _button(at, "Next page").click().run()
     _ok(at)
     assert at.number_input(key="lat_first_seed").value == 16 and "seed 16" in _image_captions(at)
 

@@ -1,6 +1,7 @@
 """Nearest training images to a generated sample (memorisation check), in pixel or discriminator-feature space."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -97,6 +98,25 @@ def nearest_images(sample: torch.Tensor, train_images: torch.Tensor, k: int = 8,
         from ..imaging import to_uint8
         imgs = to_uint8(imgs)
     return Neighbours([int(i) for i in chosen], [float(x) for x in d], imgs.clone(), space, int(len(idx)), total)
+
+
+def image_names(ds, indices: list[int]) -> list[str]:
+    """Names for training images by index: the file path relative to the data folder (forward slashes),
+    or "<built-in name> #i" for a built-in dataset, whose images have no files."""
+    report = getattr(ds, "report", None)
+    if report is None or not getattr(report, "images", None):
+        return [f"{ds.source} #{int(i)}" for i in indices]
+    from ..data.scan import display_path
+    root = display_path(report.root)
+    out = []
+    for i in indices:
+        path = display_path(report.images[int(i)].path)
+        try:
+            rel = os.path.relpath(path, root)
+        except ValueError:  # another drive (Windows)
+            rel = path
+        out.append(rel.replace(os.sep, "/"))
+    return out
 
 
 def load_training_images(g: LoadedGenerator):

@@ -18,6 +18,7 @@ PRETTY = {
     "perf/threads": "CPU threads", "pl/mean": "path length (mean)", "loss/pl": "path-length penalty",
     "ada/p": "augment probability", "aug/p": "augment probability p", "aug/rt": "r_t = E[sign D(real)]",
     "r2": "R2 penalty", "loss/recon": "D reconstruction (fastgan)",
+    "prog/stage": "training size (px)", "prog/alpha": "fade-in α of the newest size",
 }
 # Written for the diagnostics (the Diagnostics tab explains them), not for a chart of their own.
 INTERNAL_PREFIXES = ("diag/",)
@@ -59,6 +60,9 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
         ("Throughput", take(lambda c: c == "perf/img_per_s"), {}),
         # ADA: p rises while r_t is above ada_target (D over-sure of the reals), falls below it.
         ("Adaptive augmentation (ADA)", take(lambda c: c.startswith("aug/")), {}),
+        # Progressive growing: the size G and D train at now, and how far its newest doubling has faded in.
+        ("Progressive growing: size", take(lambda c: c == "prog/stage"), {}),
+        ("Progressive growing: fade-in", take(lambda c: c == "prog/alpha"), {}),
     ]
     # Sample quality has its own chart (quality_figure); per-level SWD and diag/* stay out of "Other".
     take(lambda c: c.startswith("metric/") or c.startswith("quality/"))

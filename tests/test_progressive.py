@@ -110,6 +110,9 @@ def test_trains_through_stages_and_resumes_exactly_mid_fade(arch, tmp_path):
         for k in sa:
             assert torch.equal(sa[k], sb[k]), k
     assert straight.sample_fixed().shape == (64, 3, 16, 16)
+    from studio.charts import chart_groups
+    titles = {t: c for t, c, _ in chart_groups(rows[-1])}
+    assert titles["Progressive growing: size"] == ["prog/stage"] and titles["Progressive growing: fade-in"] == ["prog/alpha"]
 
 
 def test_unused_stages_get_no_gradients_until_their_stage():
@@ -147,3 +150,28 @@ def test_export_of_a_grown_run_is_the_full_resolution_net(tmp_path):
     assert out.shape == (3, 3, 16, 16) and not torch.equal(out, F.interpolate(F.avg_pool2d(out, 2), scale_factor=2))
     res = E.export_generator(t.store.path, "torch-export", tmp_path / "g.pt2")
     assert res.parity is not None and res.parity < 1e-4
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_two_rank_ddp_run_grows(tmp_path):
+    """DDP: later stages' blocks are out of the graph until their stage (find_unused_parameters), 2 CPU ranks."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from test_distributed import ENV, ROOT, torchrun
+    args = ["-m", "core", "train", "--data", "shapes", "--resolution", "16", "--batch-size", "4", "--steps", "6",
+            "--runs-dir", str(tmp_path / "runs"), "--quiet", "--device", "cpu"]
+    for kv in ("g_width=8", "d_width=8", "latent_dim=16", "threads=1", "log_every=1", "progressive=true",
+               "fade_images=8", "eval_every=0"):
+        args += ["--set", kv]
+    for _attempt in range(2):  # a free port can be taken before torchrun binds it
+        r = subprocess.run(torchrun(*args), env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        if r.returncode == 0:
+            break
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = Path(tmp_path / "runs").iterdir()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # global batch 8, 8 images a phase: one step each of 4 px, fade to 8, 8 px, fade to 16, then 16 px
+    assert [(r["prog/stage"], r["prog/alpha"]) for r in rows] == [(4, 1), (8, 0), (8, 1), (16, 0), (16, 1), (16, 1)]

@@ -54,6 +54,9 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
     out.update(ARCH_IGNORES.get(v["arch"], {}))
     if v["arch"] not in ("dcgan", "resnet-sn"):
         out["attention"] = f"self-attention layers exist in dcgan and resnet-sn only (arch is {v['arch']})"
+    if not v["progressive"]:
+        out.update({k: "progressive growing is off (progressive = false)"
+                    for k in ("progressive_start", "fade_images", "stable_images")})
     if v["arch"] != "fastgan":
         out["recon_weight"] = f"only fastgan's discriminator has reconstruction decoders (arch is {v['arch']})"
     if v["arch"] != "stylegan2":

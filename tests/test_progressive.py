@@ -135,6 +135,8 @@ def test_config_errors_name_the_field():
             _cfg(**kw)
         assert e.value.field == field, kw
     assert not TrainConfig().progressive  # off by default
+    from core.field_use import unused_fields  # the Train form greys the growth fields while it is off
+    assert "fade_images" in unused_fields({}) and "fade_images" not in unused_fields({"progressive": True})
 
 
 def test_export_of_a_grown_run_is_the_full_resolution_net(tmp_path):

@@ -26,6 +26,7 @@ from studio.latent_pins import pin_edit, pinned_seeds
 PCA_K = 6
 NN_MAX_IMAGES = 20000
 NAME_CHARS = 24
+NN_PER_ROW = 4  # neighbours a row, beside the sample: large enough to judge, room for a file name under each
 
 
 def short_name(name: str, n: int = NAME_CHARS) -> str:
@@ -61,9 +62,10 @@ def editing(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
             for i, d in enumerate(dims):
                 key = f"{K}dim_{seed}_{d}"
                 ss.setdefault(key, round(float(z[d]), 2))
-                values[d] = cols[i % 2].slider(f"z[{d}]", -4.0, 4.0, step=0.05, key=key,
-                                               help=f"Coordinate {d} of the latent; this seed's value is "
-                                                    f"{float(z[d]):+.2f}.")
+                v = cols[i % 2].slider(f"z[{d}]", -4.0, 4.0, step=0.05, key=key,
+                                       help=f"Coordinate {d} of the latent; this seed's value is {float(z[d]):+.2f}.")
+                if v != round(float(z[d]), 2):  # an untouched slider leaves z exactly as the seed made it
+                    values[d] = v
         k = min(PCA_K, g.latent_dim)
         dirs = directions_cached(ckpt, mtime, g, k, class_id)
         st.caption("Directions of greatest variation in the generator's early features (PCA)",
@@ -153,15 +155,17 @@ def nearest(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
     if fp and ds.fingerprint != fp:
         st.warning(f"The data at `{src}` changed since training (fingerprint {ds.fingerprint[:10]} ≠ {fp[:10]}).")
     names = L.image_names(ds, nb.indices)
-    cols = st.columns(min(9, k + 1))
+    cols = st.columns(min(NN_PER_ROW + 1, k + 1))
     with cols[0]:
         show(sample, caption=f"seed {seed}")
     per_row = len(cols) - 1
     for i, d in enumerate(nb.distances):
         if i and i % per_row == 0:
-            cols = st.columns(min(9, k + 1))
-        with cols[1 + i % per_row]:
-            show(nb.images[i], caption=f"{short_name(names[i])} · {d:.3f}")
+            cols = st.columns(min(NN_PER_ROW + 1, k + 1))
+        with cols[1 + i % per_row], st.container(gap="xxsmall"):
+            folder, _, base = names[i].rpartition("/")
+            show(nb.images[i], caption=short_name(base))
+            st.caption((f"{short_name(folder)}/ · " if folder else "") + f"distance {d:.3f}", text_alignment="center")
     st.caption(f"Searched {nb.searched:,} of {nb.total:,} training images in "
                f"{'pixel' if nb.space == 'pixel' else 'discriminator-feature'} space"
                + (" (a fixed random subset)" if nb.searched < nb.total else "") + "; smaller = closer. "

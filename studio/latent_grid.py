@@ -53,11 +53,11 @@ def seed_grid(g: LoadedGenerator, class_picker: Callable[[LoadedGenerator], Any]
                                "variety; 0 gives the mean image for every seed. Style-based generators "
                                "(stylegan2) pull w toward the average style w_avg; the others draw z from "
                                "a truncated normal and pull it toward 0."))
-    c4.caption(L.truncation_note(g))
     class_id = None
     if g.num_classes:
         with cols[3]:
             class_id = class_picker(g)
+    st.caption(L.truncation_note(g))  # under the row: beside the slider it pushed the row's widgets apart
     first = int(ss[K_FIRST])
     seeds = list(range(first, first + n))
     imgs = L.sample_seeds(g, seeds, psi, class_id, cache=sample_cache())
@@ -70,7 +70,8 @@ def seed_grid(g: LoadedGenerator, class_picker: Callable[[LoadedGenerator], Any]
                 on = s in pinned
                 show(img, caption=f"seed {s}" + (" · pinned" if on else ""))
                 st.button("Unpin" if on else "Pin", key=f"{K}pin_{s}", on_click=toggle_seed, args=(s,),
-                          type="primary" if on else "tertiary", width="stretch", icon=":material/push_pin:",
+                          type="primary" if on else "tertiary", width="stretch",
+                          icon=None if on else ":material/push_pin:",  # "Unpin" with an icon wraps at 1024 px
                           help="Pin this seed: it stays in the Pinned strip below across pages; the last two "
                                "pinned seeds are interpolated, the last one is edited.")
     with st.container(horizontal=True, gap="small", vertical_alignment="center"):

@@ -20,7 +20,7 @@ def interpolation(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class
     pins = pinned_seeds()
     ss.setdefault(K_A, pins[-2] if len(pins) >= 2 else int(ss.get(K_FIRST, 0)))
     ss.setdefault(K_B, pins[-1] if pins else int(ss.get(K_FIRST, 0)) + 1)
-    c1, c2, c3, c4 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 2], vertical_alignment="bottom")
     a = int(c1.number_input("Seed A", min_value=0, step=1, key=K_A, help="Start of the path (pin a sample to set it)."))
     b = int(c2.number_input("Seed B", min_value=0, step=1, key=K_B, help="End of the path (the last pinned sample)."))
     style = is_style_based(g.G)

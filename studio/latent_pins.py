@@ -85,7 +85,7 @@ def pin_images(g: LoadedGenerator, items: list[dict], psi: float, class_id: Any)
 
 
 def pin_caption(p: dict) -> str:
-    return f"seed {p['seed']} · edited (|Δz| {p['dz']:.2f})" if "z" in p else f"seed {p['seed']}"
+    return f"seed {p['seed']} · edited" if "z" in p else f"seed {p['seed']}"
 
 
 def pinned_strip(g: LoadedGenerator, psi: float, class_id: Any, per_row: int = 8) -> None:
@@ -110,5 +110,5 @@ def pinned_strip(g: LoadedGenerator, psi: float, class_id: Any, per_row: int = 8
         with cols[i % per_row], st.container(gap="xxsmall"):
             show(img, caption=pin_caption(p), px=TILE_PX)
             st.button("Unpin", key=f"{K}unpin_{p['id']}", on_click=unpin, args=(p["id"],), type="tertiary",
-                      icon=":material/close:", width="stretch",
+                      width="stretch",
                       help="Remove this pin (a seed pinned as it is can be pinned again from the grid).")

@@ -102,7 +102,7 @@ def test_an_edit_can_be_pinned_exactly_and_downloaded(at):
     z = L.explorer_z(g, [0], 1.0)[0]
     dirs = L.principal_directions(g, k=6, n_samples=512)
     coeffs = [2.0, 0, 0, 0, 0, 0]
-    edited = L.edit_directions(L.edit_dims(z, {d: round(float(z[d]), 2) for d in range(4)}), dirs, coeffs)
+    edited = L.edit_directions(z, dirs, coeffs)      # untouched z[d] sliders leave z as the seed made it
     assert torch.equal(torch.tensor(pin["z"]), edited)
     assert torch.equal(pin_images(g, [pin], 1.0, None), L.render(g, edited, None, 0, psi=1.0))
 
@@ -120,9 +120,15 @@ def _loaded(load_cached):
 def test_nearest_neighbours_are_named_by_file(at):
     next(b for b in at.button if b.label == "Find").click().run()
     _ok(at)
-    names = [c.split(" · ")[0] for c in _captions(at) if c.startswith(("cats/", "dogs/"))]
+    names = [c for c in _captions(at) if c.startswith("img_")]
     assert len(names) == 8 and all(n.endswith(".png") for n in names), _captions(at)
+    folders = [c.value for c in at.caption if c.value.startswith(("cats/ · distance", "dogs/ · distance"))]
+    assert len(folders) == 8                          # relative to the data folder: class subfolder / file
     assert not any(c.startswith("#") for c in _captions(at))
+    from types import SimpleNamespace
+
+    from core.latent import image_names
+    assert image_names(SimpleNamespace(source="shapes", report=None), [3]) == ["shapes #3"]
 
 
 def test_every_image_is_drawn_nearest_neighbour_and_downloadable(at):

@@ -143,8 +143,11 @@ def test_export_of_a_grown_run_is_the_full_resolution_net(tmp_path):
     from core import export as E
     from core.generator import generate, latents, load_generator
     from core.train import create_run, run_training
-    t = create_run(_cfg(steps=9), tmp_path)
+    t = create_run(_cfg(steps=9, log_every=3), tmp_path)
     assert run_training(t) == "finished"
+    from core.runs import load_run  # a log row holds the stage of its last step, not a mean over its window
+    rows = [(r["prog/stage"], r["prog/alpha"]) for r in load_run(t.store.path).metrics()]
+    assert rows == [(4, 1.0), (8, 0.0), (8, 1.0), (16, 1.0)]
     g = load_generator(t.store.path)
     assert (g.G.res, g.G.alpha) == (16, 1.0)
     z = latents([1, 2, 3], 16)

@@ -219,7 +219,7 @@ class LoopContext:
         if t.world_size > 1:
             self.window = mean_across_ranks(self.window, t.device)
         for k, v in self.window.items():
-            row[k] = float(v) / max(self.window_n, 1) if not k.startswith("grad/") else float(v)
+            row[k] = float(v) / max(self.window_n, 1) if not k.startswith(("grad/", "prog/")) else float(v)
         nonfinite = [k for k in ("loss/d", "loss/g") if k in row and not math.isfinite(row[k])]
         sps = dt / max(n_steps, 1)
         self.sec_per_step = sps if self.sec_per_step is None else 0.7 * self.sec_per_step + 0.3 * sps
@@ -373,7 +373,7 @@ def _train(t: Trainer, ctx: LoopContext, final: str, message: str) -> tuple[str,
         want_norms = (t.step_count + 1) % cfg.log_every == 0
         out = t.step(want_grad_norms=want_norms)
         for k, v in out.items():
-            ctx.window[k] = ctx.window[k] + v if (k in ctx.window and not k.startswith("grad/")) else v
+            ctx.window[k] = ctx.window[k] + v if (k in ctx.window and not k.startswith(("grad/", "prog/"))) else v
         ctx.window_n += 1
         now = time.perf_counter()
         ctx.active_s += now - last_tick

@@ -1,6 +1,7 @@
 """The Latent explorer's Edit tab (per-dimension and PCA sliders, pin or download the edit) and nearest training images."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import streamlit as st
@@ -25,13 +26,19 @@ from studio.latent_pins import pin_edit, pinned_seeds
 
 PCA_K = 6
 NN_MAX_IMAGES = 20000
-NAME_CHARS = 24
 NN_PER_ROW = 4  # neighbours a row, beside the sample: large enough to judge, room for a file name under each
 
 
-def short_name(name: str, n: int = NAME_CHARS) -> str:
-    """A file name that fits under a thumbnail: its end (the file name itself) when the path is long."""
-    return name if len(name) <= n else "…" + name[-(n - 1):]
+def name_html(name: str, distance: float) -> str:
+    """Two one-line captions under a neighbour: its file name and its folder + distance, cut with an ellipsis
+    when the column is narrow (never broken mid-word); the whole relative path shows on hover."""
+    folder, _, base = name.rpartition("/")
+    line = ("<div style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis;text-align:center;"
+            "font-size:0.875rem;{}'>{}</div>")
+    return (f"<div title='{html.escape(name, quote=True)} · distance {distance:.3f}' style='line-height:1.4'>"
+            + line.format("", html.escape(base))
+            + line.format("opacity:0.6", html.escape(f"{folder}/ · " if folder else "") + f"{distance:.3f}")
+            + "</div>")
 
 
 def _reset_edits(dims: list[int], z: torch.Tensor, seed: int) -> None:
@@ -163,9 +170,8 @@ def nearest(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class_id: A
         if i and i % per_row == 0:
             cols = st.columns(min(NN_PER_ROW + 1, k + 1))
         with cols[1 + i % per_row], st.container(gap="xxsmall"):
-            folder, _, base = names[i].rpartition("/")
-            show(nb.images[i], caption=short_name(base))
-            st.caption((f"{short_name(folder)}/ · " if folder else "") + f"distance {d:.3f}", text_alignment="center")
+            show(nb.images[i])
+            st.markdown(name_html(names[i], d), unsafe_allow_html=True)
     st.caption(f"Searched {nb.searched:,} of {nb.total:,} training images in "
                f"{'pixel' if nb.space == 'pixel' else 'discriminator-feature'} space"
                + (" (a fixed random subset)" if nb.searched < nb.total else "") + "; smaller = closer. "

@@ -120,10 +120,10 @@ def _loaded(load_cached):
 def test_nearest_neighbours_are_named_by_file(at):
     next(b for b in at.button if b.label == "Find").click().run()
     _ok(at)
-    names = [c for c in _captions(at) if c.startswith("img_")]
-    assert len(names) == 8 and all(n.endswith(".png") for n in names), _captions(at)
-    folders = [c.value for c in at.caption if c.value.startswith(("cats/ · distance", "dogs/ · distance"))]
-    assert len(folders) == 8                          # relative to the data folder: class subfolder / file
+    import re
+    names = [m for md in at.markdown for m in re.findall(r"title='((?:cats|dogs)/img_\d+\.png) · distance", md.value)]
+    assert len(names) == 8, [md.value for md in at.markdown]  # relative to the data folder: class subfolder/file
+    assert all(f">{n.split('/')[1]}</div>" in " ".join(md.value for md in at.markdown) for n in names)
     assert not any(c.startswith("#") for c in _captions(at))
     from types import SimpleNamespace
 

@@ -8,8 +8,7 @@ import streamlit as st
 from core import latent as L
 from core.generator import LoadedGenerator, is_style_based
 from studio.latent_cache import K_A, K_B, K_FIRST, TILE_PX, K, gif_cached
-from studio.latent_pins import pin_caption, pin_latents, pinned_seeds
-from studio.latent_pins import pins as all_pins
+from studio.latent_pins import pin_caption, pin_latents, pinned_seeds, pins_for
 
 PATH_LABELS = {"w": "lerp in w", "slerp": "slerp in z", "lerp": "lerp in z"}
 
@@ -55,7 +54,7 @@ def interpolation(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class
     frames_n = c2.slider("Frames", 8, 96, 32, step=4, key=K + "frames",
                          help="Frames in the animation (per segment for the loop).")
     fps = c3.slider("Frames per second", 4, 30, 12, key=K + "fps", help="Playback speed of the GIF.")
-    every = all_pins()
+    every = pins_for(g)
     loop_pins = every if len(every) >= 2 else [{"id": str(a), "seed": a}, {"id": str(b), "seed": b}]
     loop_ids = [p["id"] for p in loop_pins]
     if kind == "pingpong":

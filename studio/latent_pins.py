@@ -26,6 +26,19 @@ def pinned_seeds() -> list[int]:
     return [p["seed"] for p in pins() if "z" not in p]
 
 
+def fits(g: LoadedGenerator, p: dict) -> bool:
+    """Whether a pin can be drawn by this generator: any seed can; an edit needs a z of the same size (and a
+    class it has), so an edit pinned on another run stays stored but is not shown."""
+    if "z" not in p:
+        return True
+    cls = p.get("class_id")
+    return len(p["z"]) == g.latent_dim and (cls is None or (bool(g.num_classes) and int(cls) < g.num_classes))
+
+
+def pins_for(g: LoadedGenerator) -> list[dict]:
+    return [p for p in pins() if fits(g, p)]
+
+
 def _store(items: list[dict]) -> None:
     st.session_state[K_PINNED] = items[-MAX_PINS:]
 
@@ -90,7 +103,11 @@ def pin_caption(p: dict) -> str:
 
 def pinned_strip(g: LoadedGenerator, psi: float, class_id: Any, per_row: int = 8) -> None:
     """The pins as thumbnails, each with an Unpin button; they stay while the grid pages through seeds."""
-    items = pins()
+    items = pins_for(g)
+    hidden = len(pins()) - len(items)
+    if hidden:
+        st.caption(f"{hidden} pinned edit{'s' if hidden > 1 else ''} of another generator (another z size or "
+                   "classes) hidden here; they return with that run.")
     if not items:
         st.caption(f"Pin samples (the pin under each image, or **Pin edit** on the Edit tab) to keep up to "
                    f"{MAX_PINS} of them here while you page through seeds; the last two pinned seeds are "
@@ -98,7 +115,7 @@ def pinned_strip(g: LoadedGenerator, psi: float, class_id: Any, per_row: int = 8
         return
     imgs = pin_images(g, items, psi, class_id)
     with st.container(horizontal=True, gap="small", vertical_alignment="center"):
-        st.markdown(f"**Pinned** ({len(items)} of {MAX_PINS})")
+        st.markdown(f"**Pinned** ({len(pins())} of {MAX_PINS})")
         st.download_button("Download pinned", lambda: grid_png(imgs, nrow=min(per_row, len(items)), min_tile=64),
                            file_name="pinned.png", mime="image/png", icon=":material/download:",
                            on_click="ignore", key=f"{K}pins_dl", type="tertiary",

@@ -105,6 +105,11 @@ def test_an_edit_can_be_pinned_exactly_and_downloaded(at):
     edited = L.edit_directions(z, dirs, coeffs)      # untouched z[d] sliders leave z as the seed made it
     assert torch.equal(torch.tensor(pin["z"]), edited)
     assert torch.equal(pin_images(g, [pin], 1.0, None), L.render(g, edited, None, 0, psi=1.0))
+    # an edit pinned on a generator with another z size is kept but not drawn (no shape error here)
+    at.session_state["lat_pinned"] = [*at.session_state["lat_pinned"], {**pin, "id": "x", "z": [0.0] * 8}]
+    at.radio(key="lat_anim").set_value("loop").run()
+    _ok(at)
+    assert any("1 pinned edit of another generator" in c.value for c in at.caption)
 
 
 def _loaded(load_cached):

@@ -47,9 +47,9 @@ def interpolation(g: LoadedGenerator, ckpt: str, mtime: float, psi: float, class
 
     st.markdown("**Animation**")
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    kinds = {"pingpong": "A ↔ B (back and forth)", "loop": "Loop through pinned seeds", "walk": "Random walk from A"}
+    kinds = {"pingpong": "A ↔ B (back and forth)", "loop": "Loop through pinned samples", "walk": "Random walk from A"}
     kind = c1.radio("Kind", list(kinds), format_func=kinds.get, horizontal=True, key=K + "anim",
-                    help="A ↔ B plays the path above forth and back; the loop tours every pinned seed and "
+                    help="A ↔ B plays the path above forth and back; the loop tours every pinned sample (edits too) and "
                          "returns to the first; the random walk wanders smoothly from seed A and comes back.")
     frames_n = c2.slider("Frames", 8, 96, 32, step=4, key=K + "frames",
                          help="Frames in the animation (per segment for the loop).")

@@ -2,9 +2,10 @@
 
     python -m tools.screenshots_latent RUNS_DIR [OUT_DIR]
 
-RUNS_DIR must hold a trained run (e.g. `python -m core train --steps 400 --runs-dir RUNS_DIR`). Writes
-latent_<width>.png (full page) and latent_<width>_<tab>.png per tab to OUT_DIR (default /tmp/latent_shots);
-with OUT_DIR = docs/screenshots the 1440 px page also replaces docs/screenshots/latent.png. Not a test.
+RUNS_DIR must hold a trained run (e.g. `python -m core train --data fashion-mnist --minutes 5 --runs-dir
+RUNS_DIR`). Writes latent_<width>.png (the page's top after pinning seeds 3 and 5 and paging on),
+latent_<width>_<tab>.png per tab and latent_<width>_pinned.png to OUT_DIR (default /tmp/latent_shots), and
+copies the two page views to docs/screenshots/latent.png and latent_1024.png. Not a test.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from tests.e2e import driver
 
-TABS = {"edit": "Edit", "nearest": "Nearest training images"}
+TABS = {"interp": "Interpolate & animate", "edit": "Edit", "nearest": "Nearest training images"}
 
 
 def shoot(url: str, width: int, height: int, out: Path) -> None:
@@ -26,6 +27,7 @@ def shoot(url: str, width: int, height: int, out: Path) -> None:
             driver.wait_idle(page)
         page.get_by_role("button", name="Next page").first.click()
         driver.wait_idle(page)
+        page.mouse.move(width - 5, 5)  # no tooltip of whatever the page moved under the pointer
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / f"latent_{width}.png"), full_page=True)
         page.screenshot(path=str(out / f"latent_{width}_top.png"))
@@ -43,9 +45,10 @@ def shoot(url: str, width: int, height: int, out: Path) -> None:
                 driver.wait_idle(page)
                 page.get_by_role("tab", name=tab).first.click()
                 driver.wait_idle(page)
-            else:
+            elif name == "nearest":
                 page.get_by_role("button", name="Find").first.click()
                 driver.wait_idle(page)
+            page.mouse.move(width - 5, 5)
             page.wait_for_timeout(1500)
             tabs = page.locator('[data-testid="stTabs"]').first
             tabs.scroll_into_view_if_needed()
@@ -63,8 +66,9 @@ def main(runs_dir: str, out_dir: str = "/tmp/latent_shots") -> None:
     with driver.studio_server(Path(runs_dir)) as url:
         for w, h in ((1440, 1000), (1024, 768)):
             shoot(url, w, h, out)
-    if out.resolve() == (driver.ROOT / "docs" / "screenshots").resolve():
-        shutil.copyfile(out / "latent_1440.png", out / "latent.png")
+    docs = driver.ROOT / "docs" / "screenshots"
+    shutil.copyfile(out / "latent_1440.png", docs / "latent.png")
+    shutil.copyfile(out / "latent_1024.png", docs / "latent_1024.png")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 from core.runs import load_run
-from tests.e2e import driver
+from tools.test_modules import load
+
+driver = load("e2e/driver.py")
 
 OUT = driver.ROOT / "docs" / "screenshots"
 

@@ -13,7 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.e2e import driver
+from tools.test_modules import load
+
+driver = load("e2e/driver.py")
 
 TABS = {"interp": "Interpolate & animate", "edit": "Edit", "nearest": "Nearest training images"}
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.e2e import driver
+from tools.test_modules import load
+
+driver = load("e2e/driver.py")
 
 OUT = driver.ROOT / "docs" / "screenshots" / "latent_mixing.png"
 

@@ -11,8 +11,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from tests.e2e import driver
-from tests.translate_data import make_paired
+from tools.test_modules import load
+
+driver = load("e2e/driver.py")
+make_paired = load("translate_data.py").make_paired
 
 OUT = driver.ROOT / "docs" / "screenshots" / "translate.png"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import FIELD_HELP, RESUME_LOCKED, ConfigError, TrainConfig
+from core.config import DIFFAUG_POLICIES, FIELD_HELP, RESUME_LOCKED, ConfigError, TrainConfig
 from core.runs import ACTIVE_STATES, RunError, RunInfo, delete_run, write_control
 from studio import state
 
@@ -104,24 +104,15 @@ def fork_popover(info: RunInfo, key: str, fix: dict[str, Any] | None = None, lab
                     help="Start a new run from this run's latest checkpoint with some settings changed."):
         st.caption("A new run folder starts from this run's latest weights. Network shapes stay the same; "
                    "change the recipe here.")
+        fork_note(info, cfg, fix)
         changes: dict[str, Any] = {}
         base = {**cfg.to_dict(), **(fix or {})}
         base["steps"] = max(int(base["steps"]), info.step * 2, info.step + 1)
         fields = list(FORK_FIELDS) + [k for k in (fix or {}) if k not in FORK_FIELDS and k not in RESUME_LOCKED]
         cols = st.columns(2)
         for i, name in enumerate(fields):
-            v = base[name]
             with cols[i % 2]:
-                k = f"{key}_{name}"
-                if isinstance(v, bool):
-                    new = st.toggle(name, value=v, key=k, help=FIELD_HELP[name])
-                elif isinstance(v, int):
-                    new = st.number_input(name, value=v, step=1, key=k, help=FIELD_HELP[name])
-                elif isinstance(v, float):
-                    new = st.number_input(name, value=v, format="%g", key=k, help=FIELD_HELP[name],
-                                          step=max(abs(v) / 10, 1e-5) if v else 0.01)
-                else:
-                    new = st.text_input(name, value=str(v), key=k, help=FIELD_HELP[name])
+                new = _fork_widget(name, base[name], f"{key}_{name}", suggested=bool(fix) and name in fix)
             # A finding's fix is passed as is (unless edited here), even where it equals the current value.
             if new != getattr(cfg, name) or (fix and name in fix and new == fix[name]):
                 changes[name] = new
@@ -137,6 +128,42 @@ def fork_popover(info: RunInfo, key: str, fix: dict[str, Any] | None = None, lab
                 return
             _open(Path(run_dir), f"Forked **{state.esc(info.name)}** into **{state.esc(Path(run_dir).name)}**.",
                   on_monitor)
+
+
+def fork_label(name: str, suggested: bool = False) -> str:
+    """A fork field's label: the Train form's friendly name; a suggested fix's fields are marked."""
+    from studio.train_form import label
+    text = "Total steps" if name == "steps" else label(name)
+    return f":orange[**{text}** · suggested]" if suggested else text
+
+
+def fork_note(info: RunInfo, cfg: TrainConfig, fix: dict[str, Any] | None) -> None:
+    """Say what a fork counts: steps are a total from the parent's step 0, the time budget starts fresh."""
+    budget = f" of {cfg.minutes:g} min" if cfg.minutes else ""
+    st.caption(f"**Total steps** counts from the parent's step 0: the fork starts at step {info.step:,} and "
+               f"trains until that total. Its time budget{budget} starts fresh (only the fork's own "
+               "training counts).")
+    if fix:
+        from studio.train_form import label
+        st.caption(":orange[:material/auto_fix_high: The suggested fix changed: "
+                   + ", ".join(f"**{label(k)}** → `{v}`" for k, v in fix.items()) + "]")
+
+
+def _fork_widget(name: str, v: Any, k: str, suggested: bool = False) -> Any:
+    lab, hlp = fork_label(name, suggested), FIELD_HELP[name]
+    if name == "diffaug":  # a choice of the known policies, not free text
+        chosen = st.multiselect(lab, list(DIFFAUG_POLICIES), default=[p for p in str(v).split(",") if p.strip()
+                                                                     in DIFFAUG_POLICIES],
+                                key=k, help=hlp, placeholder="off")
+        return ",".join(p for p in DIFFAUG_POLICIES if p in chosen)
+    if isinstance(v, bool):
+        return st.toggle(lab, value=v, key=k, help=hlp)
+    if isinstance(v, int):
+        return st.number_input(lab, value=v, step=1, key=k, help=hlp)
+    if isinstance(v, float):
+        return st.number_input(lab, value=v, format="%g", key=k, help=hlp,
+                               step=max(abs(v) / 10, 1e-5) if v else 0.01)
+    return st.text_input(lab, value=str(v), key=k, help=hlp)
 
 
 def delete_popover(info: RunInfo, key: str) -> None:

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import streamlit as st  # noqa: E402
 
 from studio import state  # noqa: E402
+from studio.shortcuts import fold_sidebar_when_narrow  # noqa: E402
 from studio.sidebar import job_status  # noqa: E402
 
 st.set_page_config(page_title="GAN Studio", page_icon=str(state.ROOT / "assets" / "icon.png"),
@@ -36,5 +37,6 @@ logo = state.ROOT / "assets" / "logo.svg"
 if logo.exists():
     st.logo(str(logo), size="large")
 state.inject_css()
+fold_sidebar_when_narrow()
 job_status(live=nav.url_path != "monitor")
 nav.run()

@@ -12,14 +12,22 @@ def _runs_caption() -> None:
     st.caption(f"Runs folder: `{short}`", help=p)
 
 
+def tab_title(name: str, now: str, step: int, total: int) -> str:
+    """The browser tab's title while a run trains: its progress first, so it reads in a narrow tab."""
+    pct = f"{min(100, int(100 * step / total))}%" if total > 0 else f"step {step:,}"
+    return f"{'Paused ' if now == 'paused' else ''}{pct} · {name} — GAN Studio"
+
+
 def _card(live: bool = True) -> None:
     job = state.active_job()
     if job is None:
+        st.set_page_config(page_title="GAN Studio")
         _runs_caption()
         return
     info = state.run_info(job.run_dir)
     with st.container(border=True):
         now = info.state if info.status else job.state
+        st.set_page_config(page_title=tab_title(info.name, now, info.step, info.total_steps))
         title = "Paused" if now == "paused" else "Training now"
         if live:
             st.markdown(f"**{title}** · {state.state_label(now)}")

@@ -11,6 +11,8 @@ from core.run_logs import checkpoint_problems, metrics_problems
 from core.runs import ACTIVE_STATES, RunInfo, list_runs, load_run, read_control
 from core.units import human_duration
 from studio import actions, charts, samples_view, state
+from studio.shortcuts import SHORTCUTS_CAPTION, keyboard_shortcuts
+from studio.sidebar import tab_title
 
 K_SELECT = "monitor_run"
 K_LIVE = "monitor_live"
@@ -66,6 +68,8 @@ def header(run_dir: str, drawn_state: str) -> None:
     # says so too and the live parts get the right refresh rate.
     if info.state != drawn_state:
         st.rerun()
+    if active:  # the browser tab shows the shown run's progress (the sidebar card does on other pages)
+        st.set_page_config(page_title=tab_title(info.name, info.state, info.step, info.total_steps))
     ev = state.histories().events(run_dir)
     crit = [f for f in ev.active_findings() if f.get("severity") == "critical"]
     st_ = info.status
@@ -351,6 +355,8 @@ def main() -> None:
     with st.container(border=True):
         st.fragment(run_every=every)(header)(str(info.path), info.state)
     live = st.session_state.get(K_LIVE, True)
+    keyboard_shortcuts()
+    st.caption(SHORTCUTS_CAPTION)
     st.fragment(run_every=state.CHART_REFRESH_S if active and live else None)(live_body)(str(info.path), str(info.config.get("loss", "bce")))
 
 

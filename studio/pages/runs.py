@@ -8,7 +8,8 @@ import streamlit as st
 
 from core.run_logs import checkpoint_problems, metrics_problems
 from core.runs import ACTIVE_STATES, RunInfo, list_runs
-from studio import actions, charts, state
+from studio import actions, state
+from studio.compare import compare
 
 PAGE_SIZE = 25
 LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))
@@ -25,6 +26,12 @@ EVAL_NAMES = {"swd": "SWD (no downloaded weights)", "fid": "FID", "kid": "KID", 
               "precision": "Precision", "recall": "Recall", "pr": "Precision / recall",
               "ppl_z": "PPL in z", "ppl_w": "PPL in w"}
 K_EVAL = "runs_eval_result"  # {run path: last evaluate() result} for this browser tab
+K_EVAL_GEN = "runs_eval_popover"  # {run path: n}: the Evaluate popover's key, bumped to close it
+
+
+def std_text(v: object) -> str:
+    """'± 0.012', or '—' where a metric has no std (never 'None')."""
+    return f"± {state.fmt_num(v)}" if isinstance(v, (int, float)) and v == v else "—"
 
 
 def _checkpoints(info: RunInfo) -> list[Path]:
@@ -41,7 +48,8 @@ def evaluate_popover(info: RunInfo, key: str) -> None:
         st.button("Evaluate", key=f"{key}_dis", icon=":material/analytics:", width="stretch", disabled=True,
                   help="Needs a checkpoint (and config.json) to generate images from.")
         return
-    with st.popover("Evaluate", icon=":material/analytics:", width="stretch",
+    gen = st.session_state.get(K_EVAL_GEN, {}).get(str(info.path), 0)  # a new key = a closed popover
+    with st.popover("Evaluate", icon=":material/analytics:", width="stretch", key=f"{key}_pop{gen}",
                     help="Score the generator's sample quality: N generated images against N real ones."):
         metrics = st.multiselect("Metrics", list(EVAL_OPTIONS), default=["swd"], key=f"{key}_metrics",
                                  format_func=EVAL_OPTIONS.get,
@@ -83,7 +91,9 @@ def evaluate_popover(info: RunInfo, key: str) -> None:
                 state.show_error(e, prefix="Evaluation failed: ")
                 return
             st.session_state.setdefault(K_EVAL, {})[str(info.path)] = res
+            st.session_state.setdefault(K_EVAL_GEN, {})[str(info.path)] = gen + 1  # closes over its result
             st.toast("Evaluation recorded", icon=":material/check:")
+            st.rerun()
 
 
 def evaluation_panel(info: RunInfo) -> None:
@@ -111,13 +121,12 @@ def evaluation_panel(info: RunInfo) -> None:
     table = pd.DataFrame([{
         "when": state.fmt_ago(r.get("time")), "step": r.get("step"),
         "metric": EVAL_NAMES.get(str(r.get("metric")), r.get("metric")), "value": r.get("value"),
-        "± std": r.get("std"), "images": r.get("n"), "feature network": r.get("feature_net"),
+        "± std": std_text(r.get("std")), "images": r.get("n"), "feature network": r.get("feature_net"),
         "checkpoint": r.get("checkpoint")} for r in reversed(rows)])
     with st.expander(f"Evaluations ({len(rows)})", icon=":material/analytics:", expanded=bool(res)):
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={"value": st.column_config.NumberColumn(format="%.4g", help="Lower is better "
-                                    "for SWD, FID and KID; higher for Inception Score, precision and recall."),
-                                    "± std": st.column_config.NumberColumn(format="%.3g")})
+                                    "for SWD, FID and KID; higher for Inception Score, precision and recall.")})
 
 
 def run_card(info: RunInfo, idx: str) -> None:
@@ -208,45 +217,6 @@ def isolated_card(info: RunInfo) -> None:
                      icon=":material/broken_image:")
             st.caption(f"Folder: `{info.path}`")
             actions.delete_popover(info, key=f"delbroken_{info.name}")
-
-
-def compare(runs: list[RunInfo]) -> None:
-    st.subheader("Compare runs", divider="gray")
-    with_metrics = [r for r in runs if len(state.histories().metrics(r.path)) > 0]
-    if len(with_metrics) < 1:
-        st.caption("Curves appear here once runs have logged metrics.")
-        return
-    names = {r.name: r for r in with_metrics}
-    c1, c2, c3 = st.columns([3, 1.4, 0.8], vertical_alignment="bottom")
-    ss = st.session_state
-    ss["cmp_runs"] = [n for n in ss["cmp_runs"] if n in names] if "cmp_runs" in ss else list(names)[:3]
-    picked = c1.multiselect("Runs", list(names), key="cmp_runs",
-                            help="Overlay the same metric for several runs.")
-    cols: dict[str, None] = {}
-    for n in picked:
-        for c in state.histories().metrics(names[n].path).columns():
-            cols.setdefault(c, None)
-    metrics = list(cols) or ["loss/g"]
-    default = "loss/g" if "loss/g" in metrics else metrics[0]
-    if st.session_state.get("cmp_metric") not in metrics:
-        st.session_state["cmp_metric"] = default
-    metric = c2.selectbox("Metric", metrics, key="cmp_metric", format_func=charts.pretty,
-                          help="Which logged value to compare.")
-    smooth = c3.toggle("Smooth", key="cmp_smooth", value=True, help="Moving average over noisy curves.")
-    if not picked:
-        st.caption("Pick one or more runs.")
-        return
-    series = []
-    for n in picked:
-        x, y = state.histories().metrics(names[n].path).series(metric)
-        if y.size:
-            series.append((n, x, y))
-    if not series:
-        st.caption(f"None of the selected runs logged {metric}.")
-        return
-    longest = max(s[2].size for s in series)
-    st.plotly_chart(charts.overlay(series, metric, smoothing=max(5, longest // 40) if smooth else 0),
-                    width="stretch", key="cmp_chart", config={"displaylogo": False})
 
 
 def main() -> None:

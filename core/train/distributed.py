@@ -53,6 +53,9 @@ def _broadcast(obj: Any) -> Any:
 
 def _dataset_rank0_first(cfg: TrainConfig):
     """Rank 0 builds the decoded cache once; the others then open the same cache file."""
+    if cfg.task != "generate":  # translation folders have no shared cache: every rank decodes its own copy
+        from ..translate.data import load_translation_data
+        return load_translation_data(cfg.data, cfg.task, cfg.resolution, cfg.channels)
     rank = dist.get_rank()
     ds = load_dataset(cfg.data, cfg.resolution, channels=cfg.channels) if rank == 0 else None
     dist.barrier()

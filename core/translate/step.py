@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from ..config import ConfigError
 from ..losses import get_loss
 from ..train.replay import ReplayBuffer
 from ..train.sampler import TensorBatchSampler
+from ..train.syncbn import convert_batchnorm
 from .data import TranslationDataset, center_crop, random_crop_flip
 from .models import build_translation_models
 from .ssim import ssim
@@ -30,6 +30,25 @@ def from_image_dataset(ds) -> TranslationDataset:
                               source=ds.source, layout=Layout(ds.source, "paired"))
 
 
+def _average_grads(params) -> None:
+    """Average the gradients of ``params`` over the ranks: one all-reduce of one flat buffer, which is
+    DDP's gradient sync without its bucketing (the nets are small). Every rank calls it in the same
+    order, with the same parameters (gradient-less ones contribute zeros)."""
+    import torch.distributed as dist
+    ps = [p for p in params if p.requires_grad]
+    if not ps:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in ps]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    i = 0
+    for p, g in zip(ps, grads):
+        n = g.numel()
+        p.grad = flat[i:i + n].view_as(p).clone() if p.grad is None else p.grad.copy_(flat[i:i + n].view_as(p))
+        i += n
+
+
 class TranslationTask:
     """Fills in the parts of trainer ``t`` that a generate run builds itself (G, D, optimisers, sampler,
     scalers) and runs its step. CycleGAN's second pair is ``G2`` (output domain -> input domain) and
@@ -38,9 +57,9 @@ class TranslationTask:
 
     def __init__(self, t: Any, ds):  # t: core.train.trainer.Trainer (not imported: no cycle)
         cfg = t.cfg
-        if t.world_size > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            # Nothing here syncs gradients across ranks: refuse rather than let the ranks drift apart.
-            raise ConfigError("task", f"{cfg.task} runs train in one process; start them without torchrun")
+        # Under torchrun every rank builds the same nets (same seed), trains on its shard of the data
+        # (the samplers below) and averages its gradients with the others before each update (_update).
+        self.distributed = t.world_size > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized())
         ds = ds if isinstance(ds, TranslationDataset) else from_image_dataset(ds)
         self.t, self.cfg, self.ds = t, cfg, ds
         self.cyclegan = cfg.task == "cyclegan"
@@ -53,6 +72,10 @@ class TranslationTask:
             self.G2, self.D2 = (m.to(dev) for m in build_translation_models(cfg, c))
             g_params += list(self.G2.parameters())
             d_params += list(self.D2.parameters())
+        if t.world_size > 1:  # one BatchNorm over the global batch (pix2pix), as in a generate run
+            nets = [t.G, t.D] + ([self.G2, self.D2] if self.cyclegan else [])
+            for m in nets:
+                convert_batchnorm(m)
         betas = (cfg.beta1, cfg.beta2)
         t.opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas)
         t.opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas)
@@ -89,6 +112,8 @@ class TranslationTask:
         self.fixed_in, self.fixed_out = (fa, fb) if a_in else (fb, fa)
         ea, eb = ds.held_a, ds.held_b  # eval/l1 on held-out pairs only (never trained on)
         self.eval_in, self.eval_tg = (ds.to_float(x).to(dev) for x in ((ea, eb) if a_in else (eb, ea)))
+        if t.world_size > 1:  # same initial weights everywhere (above), own crops and dropout per rank
+            torch.manual_seed(cfg.seed + 1_000_003 * t.rank)
         t.step_count, t.images_seen, t.last_message, t.resumed_from = 0, 0, "", None
         t.extra_state, t.finishing, t.best_requested, t.train_seconds = {}, False, False, 0.0
 
@@ -123,6 +148,8 @@ class TranslationTask:
     def _update(self, opt, scaler, loss, want_norm: bool, params) -> torch.Tensor | None:
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if self.distributed:
+            _average_grads(params)
         norm = None
         if want_norm:
             scaler.unscale_(opt)
@@ -156,12 +183,12 @@ class TranslationTask:
             d_real = t.D(torch.cat([x, y], 1)).float()
             d_fake = t.D(torch.cat([x, fake.detach()], 1)).float()
             loss_d = 0.5 * loss.d_loss(d_real, d_fake, real_target=1.0 - cfg.label_smoothing)
-        gd = self._update(t.opt_d, t.scaler_d, loss_d, want, t.D.parameters())
+        gd = self._update(t.opt_d, t.scaler_d, loss_d, want, list(t.D.parameters()))
         t.D.requires_grad_(False)
         with t._autocast():
             g_gan = loss.g_loss(t.D(torch.cat([x, fake], 1)).float())
             l1 = (fake.float() - y).abs().mean()
-        gg = self._update(t.opt_g, t.scaler_g, g_gan + cfg.l1_weight * l1, want, t.G.parameters())
+        gg = self._update(t.opt_g, t.scaler_g, g_gan + cfg.l1_weight * l1, want, list(t.G.parameters()))
         t.D.requires_grad_(True)
         out = {"loss/d": loss_d, "loss/g": g_gan, "loss/g_gan": g_gan, "loss/l1": l1,
                "d/real": loss.d_output(d_real).mean(), "d/fake": loss.d_output(d_fake).mean(),
@@ -258,6 +285,11 @@ class TranslationTask:
         rng = {"torch": torch.get_rng_state()}
         if t.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(t.device)
+        rng_ranks = None
+        if t.world_size > 1:  # every rank crops and drops out on its own: keep each rank's generator state
+            import torch.distributed as dist
+            rng_ranks = [None] * t.world_size
+            dist.all_gather_object(rng_ranks, {k: v.cpu() for k, v in rng.items()})
         extra = {"sampler_b": self.sampler_b.state_dict() if self.sampler_b is not None else None}
         if self.cyclegan:
             extra.update(G2=self.G2.state_dict(), D2=self.D2.state_dict(),
@@ -267,7 +299,7 @@ class TranslationTask:
                 "G": t.G.state_dict(), "D": t.D.state_dict(), "G_ema": None,
                 "opt_g": t.opt_g.state_dict(), "opt_d": t.opt_d.state_dict(),
                 "scaler_g": t.scaler_g.state_dict(), "scaler_d": t.scaler_d.state_dict(),
-                "sampler": t.sampler.state_dict(), "rng": rng, "rng_ranks": None,
+                "sampler": t.sampler.state_dict(), "rng": rng, "rng_ranks": rng_ranks,
                 "dataset": {"fingerprint": self.ds.fingerprint, "count": len(self.ds), "channels": self.c, "num_classes": 0},
                 "extra": t.extra_state, "time": time.time(), "train_seconds": t.train_seconds, "translate": extra}
 
@@ -295,9 +327,12 @@ class TranslationTask:
         for pool, key in ((self.pool, "pool"), (self.pool2, "pool2")):
             if pool is not None and extra.get(key):
                 pool.load_state_dict(extra[key])
-        torch.set_rng_state(s["rng"]["torch"])
-        if t.device.type == "cuda" and "cuda" in s["rng"]:
-            torch.cuda.set_rng_state(s["rng"]["cuda"], t.device)
+        rng, ranks = s["rng"], s.get("rng_ranks")
+        if t.world_size > 1 and ranks and len(ranks) == t.world_size:
+            rng = ranks[t.rank]
+        torch.set_rng_state(rng["torch"])
+        if t.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], t.device)
 
     def weights_finite(self) -> bool:
         nets = [self.t.G, self.t.D] + ([self.G2, self.D2] if self.cyclegan else [])

@@ -7,9 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from core.run_logs import checkpoint_problems, metrics_problems
+from core.run_notes import matches, read_notes
 from core.runs import ACTIVE_STATES, RunInfo, list_runs
 from studio import actions, state
 from studio.compare import compare
+from studio.run_notes_view import notes
 
 PAGE_SIZE = 25
 LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))
@@ -156,6 +158,7 @@ def run_card(info: RunInfo, idx: str) -> None:
                 st.caption(" · ".join(state.esc(b) for b in bits if b) + f" · created {state.fmt_ago(info.meta.get('created'))}")
             frac, budget = state.run_progress(info)
             st.progress(frac, text=f"step {info.step:,}" + (f" / {budget}" if budget else ""))
+            notes(info, idx)
         with nums:
             vals = [(lab, h.last(k)) for k, lab in LAST]
             vals = [(lab, v) for lab, v in vals if v is not None]
@@ -229,7 +232,7 @@ def main() -> None:
         state.no_runs_notice()
         return
     c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-    query = c1.text_input("Filter", placeholder="name, architecture, dataset…", key="runs_filter",
+    query = c1.text_input("Filter", placeholder="name, architecture, dataset, tag, note…", key="runs_filter",
                           label_visibility="collapsed")
     states = sorted({r.state for r in runs})
     chosen_states = c2.multiselect("State", states, key="runs_states", placeholder="all states",
@@ -240,7 +243,8 @@ def main() -> None:
     if query.strip():
         q = query.strip().lower()
         shown = [r for r in shown if q in r.name.lower() or q in str(r.config.get("arch", "")).lower()
-                 or q in str(r.config.get("data", "")).lower() or q in str(r.config.get("loss", "")).lower()]
+                 or q in str(r.config.get("data", "")).lower() or q in str(r.config.get("loss", "")).lower()
+                 or matches(read_notes(r.path), q)]
     if chosen_states:
         shown = [r for r in shown if r.state in chosen_states]
     n_act = sum(r.state in ACTIVE_STATES for r in runs)

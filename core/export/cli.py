@@ -20,7 +20,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     try:
         res = export_generator(args.run_dir, args.fmt, args.out, args.checkpoint)
-    except (ExportError, CheckpointError, ConfigError, FileNotFoundError) as e:
+    except (ExportError, CheckpointError, ConfigError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for n in res.notes:

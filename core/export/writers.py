@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from ..generator import LoadedGenerator, load_generator
 from ..generator.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, bundle_meta
 from . import standalone
 from .card import model_card
+from .common import ONNX_OPSET, ExportResult, onnx_status
 from .errors import PARITY_TOL, ExportError
 from .graph import standalone_graph, torch_export_bytes
 
@@ -38,19 +38,6 @@ ALL_FORMAT_HELP = {
     "onnx": "ONNX graph with a dynamic batch size: runs in onnxruntime, TensorRT, OpenVINO, browsers (onnxruntime-web).",
 }
 FORMAT_HELP = {k: ALL_FORMAT_HELP[k] for k in FORMATS}
-ONNX_OPSET = 17
-@dataclass
-class ExportResult:
-    fmt: str
-    path: Path                       # the main file (weights / program / graph)
-    files: list[Path]                # every file written, the model card included
-    card_path: Path
-    card: str
-    step: int
-    parity: float | None = None      # ONNX/TorchScript: max |export - PyTorch| on a few latents
-    notes: list[str] = field(default_factory=list)
-
-
 # ------------------------------------------------------------------ export wrappers
 class UnconditionalGenerator(nn.Module):
     """forward(z) -> images in [-1, 1]: the fixed signature exported to TorchScript / ONNX."""
@@ -128,20 +115,6 @@ def _torchscript_bytes(g: LoadedGenerator) -> tuple[bytes, float]:
     return buf.getvalue(), diff
 
 
-def onnx_status() -> tuple[bool, str]:
-    """(available, message): whether ONNX export can run here, and what to install if not."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        return False, ("ONNX export needs the 'onnx' package, which is not installed here: "
-                       "pip install onnx onnxruntime (onnxruntime also checks the exported graph).")
-    try:
-        import onnxruntime  # noqa: F401
-        return True, "ONNX export available; the result is checked against PyTorch with onnxruntime."
-    except ImportError:
-        return True, "ONNX export available; install onnxruntime to check the exported graph against PyTorch."
-
-
 def _onnx_bytes(g: LoadedGenerator) -> tuple[bytes, float | None, list[str]]:
     ok, msg = onnx_status()
     if not ok:
@@ -202,10 +175,17 @@ def onnx_parity(data: bytes | str | Path, g: LoadedGenerator) -> float | None:
 
 
 # ------------------------------------------------------------------ export
+_CREATED: list[Path] | None = None  # files this export call created (removed again if a later write fails)
+
+
 def _write(path: Path, data: bytes) -> None:
-    """Atomic write, then the usual permissions (the temp file is private): exports are made to be shared."""
+    """Atomic write (temp file in the same folder, fsync, os.replace: a crash or a full disk never leaves a
+    partial file under the final name), then the usual permissions (the temp file is private)."""
     import os
+    new = not path.exists()
     atomic_write_bytes(path, data)
+    if new and _CREATED is not None:
+        _CREATED.append(path)
     mask = os.umask(0)
     os.umask(mask)
     try:
@@ -278,8 +258,36 @@ def export_generator(source: str | Path | LoadedGenerator, fmt: str = "safetenso
                      checkpoint: str | int | None = "latest") -> ExportResult:
     """Export the (EMA) generator of a run folder / checkpoint / bundle as ``fmt`` into ``out``
     (default RUN_DIR/exports/), with a model card FILE.md beside it. Files are written atomically."""
+    global _CREATED
     if fmt not in ALL_FORMATS:
         raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(ALL_FORMATS)}")
+    _CREATED = []
+    try:
+        return _export(source, fmt, out, checkpoint)
+    except OSError as e:  # a full disk, a read-only folder: no half-set of files left behind either
+        for p in reversed(_CREATED):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        where = f" {e.filename}" if e.filename else ""
+        raise ExportError(f"cannot write the export{where}: {e.strerror or e}") from None
+    finally:
+        _CREATED = None
+
+
+def _is_translation(source: object) -> bool:
+    if isinstance(source, LoadedGenerator):
+        return False
+    from ..serve.translate_app import is_translation_source
+    from ..translate.bundle import is_translator_bundle
+    return is_translation_source(source) or is_translator_bundle(source)
+
+
+def _export(source, fmt: str, out, checkpoint) -> ExportResult:
+    if _is_translation(source):  # pix2pix / cyclegan: image in, image out (core/translate/export.py)
+        from ..translate.export import export_translator
+        return export_translator(source, fmt, out, checkpoint, write=_write)
     g = source if isinstance(source, LoadedGenerator) else load_generator(source, checkpoint=checkpoint)
     path = _out_path(out, g, fmt)
     try:

@@ -51,6 +51,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise RunError(f"{run_dir} is not a run folder (no config.json)")
+    from ..translate.evaluate import is_translation_run
+    if is_translation_run(run_dir):  # pix2pix / cyclegan: pixel scores on held-out items (core/translate/evaluate.py)
+        return _evaluate_translation(run_dir, args)
     try:
         metrics = parse_metrics(args.metrics)
         device = pick_device(args.device)
@@ -84,6 +87,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         record(run_dir, result)
         print(f"appended {len(result['results'])} rows to {run_dir / EVALUATIONS}", file=sys.stderr)
     return 0 if result["results"] else 1
+
+
+def _evaluate_translation(run_dir: Path, args: argparse.Namespace) -> int:
+    from ..train.device import pick_device
+    from ..translate.evaluate import evaluate_translation, print_table
+    try:
+        result = evaluate_translation(run_dir, _checkpoint_path(run_dir, args.checkpoint), pick_device(args.device),
+                                      progress=lambda m: print(m, file=sys.stderr))
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_table(run_dir, result)
+    if args.record:
+        record(run_dir, result)
+        print(f"appended {len(result['results'])} rows to {run_dir / EVALUATIONS}", file=sys.stderr)
+    return 0
 
 
 def add_parser(sub) -> None:

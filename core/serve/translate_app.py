@@ -24,9 +24,13 @@ MAX_BODY_BYTES = 20 * 1024**2  # one uploaded image; more -> 413 (the bomb guard
 
 
 def is_translation_source(source: str | Path) -> bool:
-    """A run folder or checkpoint whose config says task pix2pix/cyclegan (cheap: config.json, no weights)."""
+    """A run folder whose config says task pix2pix/cyclegan (cheap: config.json, no weights), or an exported
+    translator bundle (its .safetensors header or .json)."""
     from ..runs import load_run
+    from ..translate.bundle import is_translator_bundle
     p = Path(source)
+    if p.is_file():
+        return is_translator_bundle(p)
     try:
         if p.is_dir():
             return (load_run(p).config or {}).get("task", "generate") != "generate"
@@ -37,7 +41,10 @@ def is_translation_source(source: str | Path) -> bool:
 
 def load_translators(source: str | Path, checkpoint: str = "latest") -> tuple[dict[str, torch.nn.Module], Any, int]:
     """{direction: network} (both for cyclegan), the run's config and its channel count."""
+    from ..translate.bundle import is_translator_bundle, load_translator_bundle
     from ..translate.cli import load_translator
+    if is_translator_bundle(source):
+        return load_translator_bundle(source)
     G, cfg, channels = load_translator(source, None, checkpoint)
     nets = {cfg.direction: G}
     if cfg.task == "cyclegan":

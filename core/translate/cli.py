@@ -17,29 +17,28 @@ from .data import EXTS
 from .models import build_translation_models
 
 
-def load_translator(run: str | Path, direction: str | None = None, checkpoint: str = "latest"
-                    ) -> tuple[torch.nn.Module, TrainConfig, int]:
-    """(generator in eval mode, config, channels) of a translation run folder or checkpoint file for
-    ``direction`` (default: the one it trained). CycleGAN runs go both ways; pix2pix only its own."""
+def load_translation_state(run: str | Path, checkpoint: str = "latest") -> tuple[dict, Path]:
+    """(checkpoint state, its path) of a translation run folder (latest or best) or checkpoint file."""
     p = Path(run)
     if p.is_file():
-        state = load_usable_checkpoint(p)
-    elif p.is_dir():
+        return load_usable_checkpoint(p), p
+    if p.is_dir():
         folder = p / "checkpoints"
         if checkpoint == "best":
             if not (folder / BEST_NAME).is_file():
                 raise CheckpointError(f"{folder / BEST_NAME}: no best checkpoint (eval_every was 0 or not reached yet)")
-            state = load_usable_checkpoint(folder / BEST_NAME)
-        else:
-            found = newest_checkpoint(folder)
-            if found is None:
-                raise CheckpointError(f"{p}: no usable checkpoint in {folder} (train the run first)")
-            state = found[1]
-    else:
-        raise FileNotFoundError(f"{p}: no such run folder or checkpoint file")
+            return load_usable_checkpoint(folder / BEST_NAME), folder / BEST_NAME
+        found = newest_checkpoint(folder)
+        if found is None:
+            raise CheckpointError(f"{p}: no usable checkpoint in {folder} (train the run first)")
+        return found[1], found[0]
+    raise FileNotFoundError(f"{p}: no such run folder or checkpoint file")
+
+
+def translator_from_state(state: dict, direction: str | None, where: str | Path = "") -> tuple[torch.nn.Module, TrainConfig, int]:
     cfg = TrainConfig.from_dict(state["config"])
     if cfg.task == "generate":
-        raise ConfigError("task", f"{p} is a generate run (images from noise); translate needs a pix2pix or cyclegan run")
+        raise ConfigError("task", f"{where} is a generate run (images from noise); translate needs a pix2pix or cyclegan run")
     direction = direction or cfg.direction
     channels = int(state["dataset"]["channels"])
     G, _ = build_translation_models(cfg, channels)
@@ -50,6 +49,22 @@ def load_translator(run: str | Path, direction: str | None = None, checkpoint: s
     else:
         raise ConfigError("direction", f"this pix2pix run learned {cfg.direction} only; only cyclegan runs translate both ways")
     return G.eval(), cfg, channels
+
+
+def load_translator(run: str | Path, direction: str | None = None, checkpoint: str = "latest"
+                    ) -> tuple[torch.nn.Module, TrainConfig, int]:
+    """(generator in eval mode, config, channels) of a translation run folder, checkpoint file or exported
+    translator bundle for ``direction`` (default: the one it trained). CycleGAN runs go both ways; pix2pix
+    only its own."""
+    from .bundle import is_translator_bundle, load_translator_bundle
+    if is_translator_bundle(run):
+        nets, cfg, channels = load_translator_bundle(run)
+        direction = direction or cfg.direction
+        if direction not in nets:
+            raise ConfigError("direction", f"this bundle translates {', '.join(nets)} only")
+        return nets[direction], cfg, channels
+    state, _ = load_translation_state(run, checkpoint)
+    return translator_from_state(state, direction, run)
 
 
 def input_files(path: str | Path) -> list[Path]:
@@ -108,7 +123,7 @@ def cmd_translate(args) -> int:
 
 def add_parser(sub) -> None:
     t = sub.add_parser("translate", help="translate images with a pix2pix or cyclegan run")
-    t.add_argument("run", help="run folder or checkpoint file of a pix2pix/cyclegan run")
+    t.add_argument("run", help="run folder, checkpoint file or exported translator bundle (.safetensors / .json) of a pix2pix/cyclegan run")
     t.add_argument("--input", required=True, help="an image file or a folder of images")
     t.add_argument("--out", required=True, help="output folder: one image per input, with the same file name")
     t.add_argument("--direction", choices=("AtoB", "BtoA"), default=None,

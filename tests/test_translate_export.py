@@ -100,3 +100,22 @@ def test_evaluate_records_held_out_scores_for_both_tasks(runs, capsys):
         assert metrics <= {r["metric"] for r in rows}
         assert all(r["feature_net"] == "none (pixels)" for r in rows)
     assert "held-out" in capsys.readouterr().out
+
+
+def test_runs_page_evaluate_scores_a_translation_run(runs, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(runs["pix2pix"].parent))
+    st.cache_resource.clear()
+    logs = [runs[t] / "evaluations.jsonl" for t in ("pix2pix", "cyclegan")]
+    before = sum(len(p.read_text().splitlines()) for p in logs if p.exists())
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "studio" / "pages" / "runs.py"), default_timeout=90)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    go = [b for b in at.button if b.label == "Run evaluation"]
+    assert len(go) == 2 and all(b.key.endswith("_tgo") for b in go)  # translation runs get their own popover
+    go[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    st.cache_resource.clear()
+    rows = [json.loads(x) for p in logs if p.exists() for x in p.read_text().splitlines()]
+    assert len(rows) > before and {r["metric"] for r in rows} & {"l1", "cycle_l1_aba"}

@@ -12,6 +12,8 @@ from core.runs import ACTIVE_STATES, RunInfo, list_runs
 from studio import actions, state
 from studio.compare import compare
 from studio.run_notes_view import notes
+from studio.translate_evaluate import NAMES as TRANSLATION_NAMES
+from studio.translate_evaluate import translation_evaluate_popover
 
 PAGE_SIZE = 25
 LAST = (("loss/d", "D loss"), ("loss/g", "G loss"), ("d/real", "D(x)"), ("d/fake", "D(G(z))"))
@@ -27,6 +29,7 @@ EVAL_OPTIONS = {  # metric -> label in the Evaluate popover
 EVAL_NAMES = {"swd": "SWD (no downloaded weights)", "fid": "FID", "kid": "KID", "is": "Inception Score",
               "precision": "Precision", "recall": "Recall", "pr": "Precision / recall",
               "ppl_z": "PPL in z", "ppl_w": "PPL in w"}
+EVAL_NAMES.update(TRANSLATION_NAMES)  # pix2pix / cyclegan rows
 K_EVAL = "runs_eval_result"  # {run path: last evaluate() result} for this browser tab
 K_EVAL_GEN = "runs_eval_popover"  # {run path: n}: the Evaluate popover's key, bumped to close it
 
@@ -50,6 +53,9 @@ def evaluate_popover(info: RunInfo, key: str) -> None:
         st.button("Evaluate", key=f"{key}_dis", icon=":material/analytics:", width="stretch", disabled=True,
                   help="Needs a checkpoint (and config.json) to generate images from.")
         return
+    if info.config.get("task", "generate") != "generate":  # pix2pix / cyclegan: held-out pixel scores
+        return translation_evaluate_popover(info, key, lambda r: st.session_state.setdefault(K_EVAL, {}).__setitem__(
+            str(info.path), r))
     gen = st.session_state.get(K_EVAL_GEN, {}).get(str(info.path), 0)  # a new key = a closed popover
     with st.popover("Evaluate", icon=":material/analytics:", width="stretch", key=f"{key}_pop{gen}",
                     help="Score the generator's sample quality: N generated images against N real ones."):

@@ -137,16 +137,24 @@ def figure(h: MetricsHistory, title: str, columns: list[str], opts: dict | None 
 
 
 def overlay(series: list[tuple[str, np.ndarray, np.ndarray]], metric: str, smoothing: int = 0,
-            height: int = 360) -> go.Figure:
-    """One line per run for the same metric."""
+            height: int = 360, log_y: bool = False, title: str | None = None, xtitle: str = "step",
+            baseline: tuple[float, str] | None = None) -> go.Figure:
+    """One line per run for the same metric; curves with a few points get markers, and are smoothed only
+    when longer than the window; ``baseline`` (value, label) is drawn as a dashed reference line."""
     fig = go.Figure()
     for i, (name, x, y) in enumerate(series):
         if smoothing > 1 and y.size > smoothing:
             y = smooth(y, smoothing)
         xs, ys = downsample(x, y, MAX_POINTS)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name,
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if y.size <= 50 else "lines", name=name,
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=2)))
-    return _layout(fig, pretty(metric), height, {})
+    if baseline is not None and np.isfinite(baseline[0]) and (baseline[0] > 0 or not log_y):
+        fig.add_hline(y=baseline[0], line=dict(color="#6b7280", dash="dash", width=1),
+                      annotation_text=baseline[1], annotation_position="bottom right")
+    fig = _layout(fig, title or pretty(metric), height, {"log": log_y})
+    if xtitle != "step":
+        fig.update_xaxes(title=dict(text=xtitle, font=dict(size=12)))
+    return fig
 
 
 # ------------------------------------------------------------------ sample quality

@@ -81,6 +81,12 @@ def _read(path: Path) -> bytes:
         return b""
 
 
+TRIPLET_ROWS = {
+    "pix2pix": "Rows: inputs (held-out pairs first), the generator's outputs, the targets; each column is one pair.",
+    "cyclegan": "Rows: A, G(A), F(G(A)), then B, F(B), G(F(B)); held-out images where there are enough.",
+}
+
+
 def generated(info: RunInfo, large: bool) -> None:
     """The sample-grid card: heading, grid, slider with Latest, downloads and the timelapse."""
     grids = info.samples()
@@ -92,7 +98,9 @@ def generated(info: RunInfo, large: bool) -> None:
     steps = [s for s, _ in grids]
     chosen = chosen_step(info.name, steps)
     path = dict(grids)[chosen]
-    st.markdown(f"##### Generated · step {chosen:,}" + (" — untrained generator" if chosen == 0 else ""))
+    task = info.config.get("task", "generate")
+    title = {"pix2pix": "Input → output → target", "cyclegan": "A → B → A and B → A → B"}.get(task, "Generated")
+    st.markdown(f"##### {title} · step {chosen:,}" + (" — untrained generator" if chosen == 0 else ""))
     data = large_png(path) if large else state.png_file(path, min_width=480)
     state.show_png(data, width="content" if large else "stretch", missing="This sample grid is unreadable.")
     if chosen == 0:
@@ -104,8 +112,10 @@ def generated(info: RunInfo, large: bool) -> None:
                          help="Every grid comes from the same fixed noise vectors, so you can watch the same "
                               "images take shape. Move the slider to stay on a step; put it back at the end, or "
                               "press Latest, to follow new grids again.")
-    else:
+    elif task == "generate":
         st.caption("Same fixed noise every time, so you can watch the same images take shape.")
+    if task != "generate":  # what the rows of a translation grid are (core/translate/step.py sample_fixed)
+        st.caption(TRIPLET_ROWS.get(task, ""))
     with st.container(horizontal=True, gap="small"):
         st.button("Latest", key=f"{key}_latest", icon=":material/skip_next:", on_click=_on_latest,
                   args=(info.name,), disabled=bool(st.session_state.get(follow, True)),

@@ -1,11 +1,11 @@
-"""`python -m core bench quality|speed`: benchmarks whose numbers go into docs/benchmarks.md."""
+"""`python -m core bench quality|speed|translate`: benchmarks whose numbers go into docs/benchmarks.md."""
 from __future__ import annotations
 
 from ..config import PRESETS, parse_overrides
 
 
 def _add_args(p) -> None:
-    p.add_argument("which", choices=["quality", "speed"])
+    p.add_argument("which", choices=["quality", "speed", "translate"])
     p.add_argument("--data", default=None, help="image folder or built-in dataset (default: fashion-mnist)")
     p.add_argument("--minutes", type=float, default=15.0, help="quality: training budget")
     p.add_argument("--preset", default="default", choices=list(PRESETS))
@@ -23,7 +23,9 @@ def _add_args(p) -> None:
     p.add_argument("--images", type=int, default=10_000, help="speed: Fashion-MNIST images to export as PNGs")
     p.add_argument("--parts", default="scan,first,speed,load", help="speed: which parts to run")
     p.add_argument("--doc", default="docs/benchmarks.md", help="speed: markdown file to append results to")
-    p.add_argument("--no-doc", action="store_true", help="speed: print the results only")
+    p.add_argument("--no-doc", action="store_true", help="speed, translate: print the results only")
+    p.add_argument("--steps", type=int, default=None, help="translate: pix2pix steps (default 300)")
+    p.add_argument("--pairs", type=int, default=600, help="translate: Fashion-MNIST images made into edge -> image pairs")
 
 
 def cli_quality(args) -> int:
@@ -37,6 +39,9 @@ def cli_quality(args) -> int:
 def cmd_bench(args) -> int:
     if args.which == "quality":
         return cli_quality(args)
+    if args.which == "translate":
+        from .translate import cli_translate
+        return cli_translate(args)
     from .speed import cli_speed
     return cli_speed(args)
 

@@ -81,7 +81,8 @@ def header(run_dir: str, drawn_state: str) -> None:
         badge = state.state_label(info.state)
         if crit:
             badge += f" :red-badge[:material/report: {len(crit)} critical finding{'s' if len(crit) > 1 else ''}]"
-        desc = " · ".join(str(x) for x in (cfg.get("arch"), cfg.get("loss"), state.dataset_label(cfg, info.meta),
+        family = cfg.get("arch") if cfg.get("task", "generate") == "generate" else cfg.get("task")  # pix2pix, not dcgan
+        desc = " · ".join(str(x) for x in (family, cfg.get("loss"), state.dataset_label(cfg, info.meta),
                                             f"{cfg.get('resolution')}px" if cfg.get("resolution") else None,
                                             st_.get("device"), state.ddp_label(info.meta)) if x)
         st.markdown(f"{badge}  {state.esc(desc)}")

@@ -281,7 +281,9 @@ def _is_translation(source: object) -> bool:
         return False
     from ..serve.translate_app import is_translation_source
     from ..translate.bundle import is_translator_bundle
-    return is_translation_source(source) or is_translator_bundle(source)
+    p = Path(source)
+    in_run = p.suffix == ".pt" and p.parent.name == "checkpoints" and is_translation_source(p.parent.parent)
+    return is_translation_source(p) or is_translator_bundle(p) or in_run
 
 
 def _export(source, fmt: str, out, checkpoint) -> ExportResult:

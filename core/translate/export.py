@@ -154,11 +154,12 @@ def export_translator(source: str | Path, fmt: str = "safetensors", out: str | P
         nets[other] = translator_from_state(state, other, source)[0]
     nets = {d: n.cpu().float().eval() for d, n in nets.items()}
     r, step = cfg.resolution, int(state.get("step", 0))
-    run_dir = Path(source) if Path(source).is_dir() else None
-    name = run_dir.name if run_dir else Path(source).stem
+    src = Path(source)
+    run_dir = src if src.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else None)
+    name = run_dir.name if run_dir else src.stem
     base = f"{name}-step{step:07d}"
     if out is None or str(out) == "":
-        folder, stem = (run_dir / "exports") if run_dir else Path(source).parent, base
+        folder, stem = (run_dir / "exports") if run_dir else src.parent, base
     else:
         p = Path(out).expanduser()
         if p.is_dir() or str(out).endswith(("/", "\\")):

@@ -12,6 +12,7 @@ source size, Lanczos down / bicubic up) and written under its own name: the same
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 MARKER = "Standalone GAN Studio translator"
 
 
+@functools.cache
 def _runner():
     if __package__:  # inside GAN Studio (the export's parity check)
         from ..export.standalone import GraphError, run_graph

@@ -108,3 +108,21 @@ def test_wall_clock_axis_is_minutes_since_start(runs):  # noqa: F811
 def test_compare_with_an_empty_runs_folder(runs):  # noqa: F811
     at = _page()
     assert_ok(at)
+
+
+def test_swd_gets_the_datasets_real_vs_real_baseline(runs):  # noqa: F811
+    from core.metrics.swd_baseline import cached_baseline
+
+    p = _quality_run(runs, "00001-bce")
+    cfg = json.loads((p / "config.json").read_text())["config"]
+    key = (cfg["data"], cfg["resolution"], cfg["channels"], cfg["eval_samples"], cfg["seed"])
+    at = _page()
+    assert not _chart(at)["layout"].get("shapes")
+    at.button(key="cmp_baseline").click().run()
+    assert_ok(at)
+    value = cached_baseline(*key)  # computed once, kept in the user cache
+    assert value is not None and value > 0
+    layout = _chart(at)["layout"]
+    assert layout["shapes"][0]["y0"] == value and "real vs real" in layout["annotations"][0]["text"]
+    again = _page()  # from the cache: no button needed
+    assert _chart(again)["layout"]["shapes"][0]["y0"] == value

@@ -122,3 +122,15 @@ def test_runs_page_evaluate_scores_a_translation_run(runs, monkeypatch):
     st.cache_resource.clear()
     rows = [json.loads(x) for p in logs if p.exists() for x in p.read_text().splitlines()]
     assert len(rows) > before and {r["metric"] for r in rows} & {"l1", "cycle_l1_aba"}
+
+
+def test_a_crafted_translator_bundle_is_one_line(tmp_path, capsys):
+    meta = {"format": "gan-studio-translator", "version": 1, "directions": ["AtoB"], "channels": 3,
+            "resolution": 10**6, "config": {}, "weights": "x.safetensors"}
+    (tmp_path / "x.json").write_text(json.dumps(meta))
+    (tmp_path / "in.png").write_bytes(b"")
+    assert main(["translate", str(tmp_path / "x.json"), "--input", str(tmp_path / "in.png"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "'resolution' must be an integer" in err and "Traceback" not in err
+    assert main(["export", str(tmp_path / "x.json")]) == 2
+    assert "already an exported translator" in capsys.readouterr().err

@@ -9,14 +9,15 @@ from typing import Any
 import torch
 
 from ..config import TrainConfig
+from ..data.errors import DataError
 
 TRANSLATOR_FORMAT = "gan-studio-translator"
 TRANSLATOR_VERSION = 1
 JSON_MAX_BYTES = 4 << 20
 
 
-class TranslatorBundleError(ValueError):
-    """A translator bundle that cannot be loaded; the message names the file."""
+class TranslatorBundleError(DataError):
+    """A translator bundle that cannot be loaded; the message names the file (the CLI prints it in one line)."""
 
 
 def _meta_of(p: Path) -> dict[str, Any] | None:

@@ -146,6 +146,9 @@ def export_translator(source: str | Path, fmt: str = "safetensors", out: str | P
     if fmt not in EXT:
         raise ExportError(f"a translator exports as {', '.join(EXT)}; {fmt!r} is not one of them (torch-export "
                           "replaces TorchScript)")
+    from .bundle import is_translator_bundle
+    if is_translator_bundle(source):
+        raise ExportError(f"{source} is already an exported translator; export from its run folder to get another format")
     state, ck = load_translation_state(source, str(checkpoint or "latest"))
     G, cfg, channels = translator_from_state(state, None, source)
     nets = {cfg.direction: G}

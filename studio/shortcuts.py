@@ -21,10 +21,11 @@ if (!d.__gsKeys) {
       const b = d.querySelector('.st-key-ctl_pause button, .st-key-ctl_resume button, .st-key-ctl_pausing button');
       if (b) { e.preventDefault(); b.click(); }
     } else if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
-      const th = d.querySelector('[class*="st-key-scrub_"] [role="slider"]');
+      const th = d.querySelector('[class*="st-key-scrub_"] input[type="range"]');
       if (th) {
         e.preventDefault(); th.focus();
         th.dispatchEvent(new KeyboardEvent('keydown', {key: e.key, code: e.key, bubbles: true}));
+        setTimeout(() => th.blur(), 50);  // the next key (space, an arrow) comes back to this listener
       }
     }
   });
@@ -37,7 +38,7 @@ if (w.innerWidth < NARROW && !w.sessionStorage.getItem('gsSidebarFolded')) {
   w.sessionStorage.setItem('gsSidebarFolded', '1');
   const fold = () => {
     const b = d.querySelector('[data-testid="stSidebarCollapseButton"] button');
-    const open = d.querySelector('[data-testid="stSidebar"][aria-expanded="true"]');
+    const open = d.querySelector('[data-testid="stSidebar"][data-collapsed="false"]');
     if (b && open) { b.click(); return true; }
     return false;
   };

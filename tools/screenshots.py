@@ -126,11 +126,11 @@ def main() -> int:
             page.get_by_role("button", name="Fork").first.click()  # the only run so far
             page.wait_for_timeout(800)
             pop = page.locator('[data-testid="stPopoverBody"]').last
-            box = pop.get_by_label("steps", exact=True)
+            box = pop.get_by_label("Total steps", exact=True)
             box.fill(str(args.steps + args.steps // 3))
             box.press("Enter")
             driver.wait_idle(page)
-            box = pop.get_by_label("lr_d", exact=True)
+            box = pop.get_by_label("D learning rate", exact=True)
             box.fill("0.0001")
             box.press("Enter")
             driver.wait_idle(page)

@@ -19,7 +19,7 @@ WORKER = str(ROOT / "tests" / "helpers" / "ddp_dump_weights.py")
 def run_two_ranks(tmp_path: Path, args: list[str]) -> tuple[dict, dict]:
     """Train under torchrun with ``args`` (a ``python -m core`` command line); each rank's final weights."""
     out = tmp_path / "weights"
-    out.mkdir()
+    out.mkdir(parents=True)
     for _attempt in range(2):  # a free port can be taken by another process before torchrun binds it
         r = subprocess.run(torchrun(WORKER, str(out), *args), env=ENV, timeout=300, cwd=ROOT, capture_output=True,
                            text=True)
@@ -71,3 +71,14 @@ def test_cyclegan_two_ranks_stay_identical_and_write_a_complete_run(tmp_path):
                                       "--set", "pool_size=4"])
     assert_same_weights(w0, w1, ("G", "D", "G2", "D2"))
     assert_complete_run(runs, 4)
+
+
+def test_pix2pix_two_rank_resume_continues_exactly(tmp_path):
+    """2 steps, then `resume --steps 4` under torchrun == 4 steps in one go: each rank gets back its own RNG."""
+    data = make_paired(tmp_path / "pairs", n=12, size=18)
+    whole, _ = run_two_ranks(tmp_path / "a", common("pix2pix", data, tmp_path / "a" / "runs", 4))
+    run_two_ranks(tmp_path / "b", common("pix2pix", data, tmp_path / "b" / "runs", 2))
+    (run,) = [p for p in (tmp_path / "b" / "runs").iterdir() if p.is_dir()]
+    resumed, other = run_two_ranks(tmp_path / "c", ["resume", str(run), "--steps", "4", "--quiet"])
+    assert_same_weights(resumed, other, ("G", "D"))
+    assert_same_weights(whole, resumed, ("G", "D"))

@@ -34,7 +34,7 @@ def assert_same_weights(w0: dict, w1: dict, nets: tuple[str, ...]) -> None:
     for net in nets:
         assert w0[net].keys() == w1[net].keys() and w0[net]
         for k in w0[net]:
-            torch.testing.assert_close(w1[net][k], w0[net][k], rtol=0, atol=0, msg=f"{net}.{k} differs between ranks")
+            torch.testing.assert_close(w1[net][k], w0[net][k], rtol=0, atol=0, msg=f"{net}.{k} differs")
 
 
 def assert_complete_run(runs: Path, steps: int) -> Path:

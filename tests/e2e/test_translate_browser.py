@@ -2,15 +2,12 @@
 and see the Monitor's first input → output → target grid and live loss charts."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import driver
 import pytest
 from test_browser import plot_points, wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from translate_data import make_paired  # noqa: E402
+from translate_data import make_paired  # tests/ is on sys.path (its conftest.py)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(not driver.have_browser(), reason="needs playwright and /usr/bin/chromium")]

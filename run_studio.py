@@ -118,7 +118,9 @@ def build_command(args: argparse.Namespace) -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--browser.serverAddress", "localhost" if args.host == "127.0.0.1" else args.host,
         "--browser.serverPort", str(args.port),
-        "--theme.primaryColor", "#7c3aed",
+        # Colours for both themes, no base: the studio follows the browser's light / dark preference.
+        "--theme.light.primaryColor", "#7c3aed",
+        "--theme.dark.primaryColor", "#a78bfa",
     ]
 
 

@@ -1,5 +1,5 @@
 """A laptop screen in a real browser (#20 item 13): at 1024x768 the sidebar starts folded, labels, toggles and
-buttons are not cut, the Runs card's actions fit; the Monitor's keyboard shortcuts (space, arrows)."""
+buttons are not cut, the Runs card's actions fit; the Monitor's keyboard shortcuts (space, arrows); dark mode."""
 from __future__ import annotations
 
 import json
@@ -24,6 +24,7 @@ CUT_JS = """() => {
   return [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null && e.clientWidth > 0
            && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 40));
 }"""
+BACKGROUND_JS = "() => getComputedStyle(document.querySelector('.stApp')).backgroundColor.match(/\\d+/g).map(Number)"
 SIDEBAR_FOLDED_JS = "() => document.querySelector('[data-testid=\"stSidebar\"]').getAttribute('data-collapsed')"
 
 
@@ -72,3 +73,7 @@ def test_laptop_screen_fits_and_shortcuts(tmp_path):
         driver.open_app(page, url)
         page.wait_for_timeout(1500)
         assert page.evaluate(SIDEBAR_FOLDED_JS) == "false"
+        page.emulate_media(color_scheme="dark")  # the browser prefers dark: so does the studio
+        page.reload()
+        page.get_by_role("heading", name="Data").first.wait_for()
+        wait_until(page, lambda: page.evaluate(BACKGROUND_JS)[0] < 60, 10, "the dark theme")

@@ -3,15 +3,12 @@ buttons are not cut, the Runs card's actions fit; the Monitor's keyboard shortcu
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import driver
 import pytest
 from test_browser import wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_studio_app import make_run  # noqa: E402
+from test_studio_app import make_run  # tests/ is on pytest's pythonpath (pyproject.toml)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(not driver.have_browser(), reason="needs playwright and /usr/bin/chromium")]

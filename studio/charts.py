@@ -40,7 +40,14 @@ def constant_value(h: MetricsHistory, column: str) -> float | None:
     return float(y[0])
 
 
-def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, list[str], dict]]:
+# A translation run's D scores (input, target) pairs, or images of a domain: there is no z to write D(G(z)) of.
+TRANSLATION_D = {
+    "pix2pix": ("D on real and translated pairs", {"d/real": "D(input, target) — real", "d/fake": "D(input, G(input)) — translated"}),
+    "cyclegan": ("D on real and translated images", {"d/real": "D(real image)", "d/fake": "D(translated image)"}),
+}
+
+
+def chart_groups(columns: Iterable[str], loss: str = "bce", task: str = "generate") -> list[tuple[str, list[str], dict]]:
     """(title, columns, options) for each chart, in display order; leftovers go to "Other"."""
     cols = list(columns)
     used: set[str] = set()
@@ -51,9 +58,13 @@ def chart_groups(columns: Iterable[str], loss: str = "bce") -> list[tuple[str, l
         return out
 
     critic = loss in ("wgan", "wgan-gp", "hinge")
+    d_title, d_opts = ("Critic scores" if critic else "D(x) and D(G(z))"), {}
+    if task in TRANSLATION_D:
+        d_title, labels = TRANSLATION_D[task]
+        d_opts = {"labels": labels}
     groups = [
         ("Losses", take(lambda c: c.startswith("loss/") or c in ("gp", "r1", "r2")), {}),
-        ("Critic scores" if critic else "D(x) and D(G(z))", take(lambda c: c.startswith("d/")), {}),
+        (d_title, take(lambda c: c.startswith("d/")), d_opts),
         ("Gradient norms", take(lambda c: c.startswith("grad/")), {"log": True}),
         # 3 significant digits: a smoothed 2e-4 read 0.00020000000000000001 with the default
         ("Learning rates", take(lambda c: c.startswith("lr/")), {"tickformat": ".3~g"}),
@@ -107,23 +118,25 @@ def log_ticks(values: np.ndarray) -> tuple[list[float], list[str]] | None:
 def figure(h: MetricsHistory, title: str, columns: list[str], opts: dict | None = None, smoothing: int = 0,
            height: int = 280) -> go.Figure:
     opts = opts or {}
+    labels = opts.get("labels", {})
     fig = go.Figure()
     for i, c in enumerate(columns):
         x, y = h.series(c)
+        name = labels.get(c) or pretty(c)
         if opts.get("log"):
             m = y > 0
             x, y = x[m], y[m]
         color = PALETTE[i % len(PALETTE)]
         if smoothing > 1 and y.size > smoothing:
             xs, ys = downsample(x, y, MAX_POINTS)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=pretty(c), line=dict(color=color, width=1),
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color=color, width=1),
                                      opacity=0.25, showlegend=False, hoverinfo="skip"))
             xs, ys = downsample(x, smooth(y, smoothing), MAX_POINTS)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=pretty(c), line=dict(color=color, width=2)))
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line=dict(color=color, width=2)))
         else:
             xs, ys = downsample(x, y, MAX_POINTS)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if ys.size < 30 else "lines",
-                                     name=pretty(c), line=dict(color=color, width=2), marker=dict(size=5)))
+                                     name=name, line=dict(color=color, width=2), marker=dict(size=5)))
     fig = _layout(fig, title, height, opts)
     if opts.get("log"):
         ys = [h.series(c)[1] for c in columns]

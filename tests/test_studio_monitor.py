@@ -132,3 +132,21 @@ def test_sidebar_card_says_paused_for_a_paused_job(runs, monkeypatch):  # noqa: 
     side = [m.value for m in at.markdown]
     assert any(m.startswith("**Paused**") for m in side), side
     assert not any("Training now" in m for m in side)
+
+
+def test_translation_runs_chart_d_without_the_noise_notation(tmp_path):
+    """A pix2pix D scores (input, target) pairs: its chart was titled D(x) and D(G(z)) with a 'D(G(z)) — fake' legend."""
+    import json
+
+    from core.run_logs import MetricsHistory
+    from studio import charts
+    cols = ["loss/d", "loss/g", "d/real", "d/fake"]
+    assert "D(x) and D(G(z))" in [t for t, _, _ in charts.chart_groups(cols, "bce")]
+    groups = {t: (c, o) for t, c, o in charts.chart_groups(cols, "bce", "pix2pix")}
+    assert "D(x) and D(G(z))" not in groups and groups["D on real and translated pairs"][0] == ["d/real", "d/fake"]
+    f = tmp_path / "metrics.jsonl"
+    f.write_text("".join(json.dumps({"step": s, "d/real": 0.8, "d/fake": 0.2}) + "\n" for s in range(0, 100, 25)))
+    h = MetricsHistory(f)
+    h.refresh()
+    fig = charts.figure(h, "D", ["d/real", "d/fake"], groups["D on real and translated pairs"][1])
+    assert [tr.name for tr in fig.data] == ["D(input, target) — real", "D(input, G(input)) — translated"]

@@ -191,7 +191,7 @@ def draw_charts(h, info: RunInfo, loss: str) -> None:  # noqa: ANN001
                 icon=":material/hourglass_top:")
         return
     smoothing = max(5, len(h) // 40) if st.session_state.get(K_SMOOTH) else 0
-    groups = charts.chart_groups(h.columns(), loss)
+    groups = charts.chart_groups(h.columns(), loss, info.config.get("task", "generate"))
     # A learning rate that never changed is a number, not a chart (a flat line that read as 0).
     lr_cols = next((names for title, names, _ in groups if title == "Learning rates"), [])
     lrs = {c: charts.constant_value(h, c) for c in lr_cols}

@@ -43,3 +43,15 @@ def test_latent_explorer_grid_downloads(app):  # noqa: F811
     assert dl.proto.help
     at.button(key="lat_pin_3").click().run()  # still there with pins
     assert any(d.proto.label == "Download grid" for d in at.get("download_button"))
+
+
+def test_the_export_page_offers_torch_export_and_writes_a_pt2(app):  # noqa: F811
+    """torch.export is the recommended PyTorch-native format (TorchScript is deprecated upstream), but the
+    page offered only safetensors, TorchScript and ONNX."""
+    at = app(EXPORT, "trained").run()
+    assert list(at.radio(key="exp_format").options)[:2] == ["safetensors bundle", "torch.export (.pt2)"]
+    at.radio(key="exp_format").set_value("torch-export").run()
+    _button(at, "Export").click().run()
+    _ok(at)
+    res = _results(at)
+    assert len(res) == 1 and "torch.export" in res[0] and ".pt2" in res[0] and "difference from PyTorch" in res[0], res

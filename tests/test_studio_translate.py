@@ -190,3 +190,19 @@ def test_field_use_separates_generate_and_translation_fields():
         assert {"latent_dim", "ema", "mapping_layers"} <= set(u) and "direction" not in u
     assert "l1_weight" not in p2p and {"cycle_weight", "identity_weight", "pool_size", "lr_decay_start"} <= set(p2p)
     assert "l1_weight" in cyc and not {"cycle_weight", "identity_weight", "pool_size", "lr_decay_start"} & set(cyc)
+
+
+def test_the_export_page_exports_a_translator(pix2pix_run, monkeypatch):
+    """A pix2pix run on the Export page: translator wording, no TorchScript (translators refuse it), and
+    a safetensors bundle written with its parity-checked standalone translate.py."""
+    monkeypatch.setenv("GAN_STUDIO_RUNS_DIR", str(pix2pix_run))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "studio" / "pages" / "export.py"), default_timeout=90).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list(at.radio(key="exp_format").options) == ["safetensors bundle", "torch.export (.pt2)", "ONNX"]
+    assert any("pix2pix translator" in str(c.value) for c in at.caption)
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert any(str(s.value).startswith("Exported") for s in at.success)
+    exported = sorted(p.name for p in (next(pix2pix_run.iterdir()) / "exports").iterdir())
+    assert "translate.py" in exported and any(n.endswith(".safetensors") for n in exported), exported

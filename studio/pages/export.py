@@ -1,5 +1,5 @@
-"""Export page: write a run's generator as a safetensors bundle, TorchScript or ONNX (with a model card)
-into RUN_DIR/exports/, and download it. Thin over core.export."""
+"""Export page: write a run's generator (or translator) as a safetensors bundle, torch.export, ONNX or TorchScript
+(with a model card) into RUN_DIR/exports/, and download it. Thin over core.export."""
 from __future__ import annotations
 
 import io
@@ -9,22 +9,30 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.export import EXTENSIONS, FORMAT_HELP, FORMATS, export_generator, onnx_status
+from core.export import ALL_FORMAT_HELP, EXTENSIONS, export_generator, onnx_status
 from core.runs import RunInfo
 from studio import state
 from studio.pickers import run_and_checkpoint
 
 K = "exp_"
 K_FMT, K_DONE = K + "format", K + "done"  # run/checkpoint keys: K + "run", K + "ckpt" (studio.pickers)
-FORMAT_LABELS = {"safetensors": "safetensors bundle", "torchscript": "TorchScript", "onnx": "ONNX"}
-MIME = {"safetensors": "application/octet-stream", "torchscript": "application/octet-stream",
-        "onnx": "application/octet-stream"}
+# In the order we recommend them: torch.export is the PyTorch-native format now that TorchScript is
+# deprecated upstream; TorchScript stays for old deployments (generators only: translators refuse it).
+FORMATS = ("safetensors", "torch-export", "onnx", "torchscript")
+TRANSLATOR_FORMATS = ("safetensors", "torch-export", "onnx")
+FORMAT_LABELS = {"safetensors": "safetensors bundle", "torch-export": "torch.export (.pt2)", "torchscript": "TorchScript",
+                 "onnx": "ONNX"}
+MIME = {k: "application/octet-stream" for k in FORMATS}
+
+
+def is_translator(run: RunInfo) -> bool:
+    return run.config.get("task", "generate") in ("pix2pix", "cyclegan")
 
 
 def pick_run() -> tuple[RunInfo, Path] | None:
     return run_and_checkpoint(
         K, "No runs yet in `{root}`. Train one on the **Train** page (or with `python -m core train`), "
-           "then export its generator here.",
+           "then export its generator (or translator) here.",
         "Any run folder under the runs root; exports are written to its exports/ folder.",
         lambda info: f"**{state.esc(info.name)}** has no checkpoint yet: there is nothing to export until the "
                      "first one is saved.")
@@ -114,18 +122,27 @@ def _result_key(run: RunInfo, ckpt: Path, fmt: str) -> str:
 
 def main() -> None:
     st.title("Export")
-    st.caption("Ship a trained generator: a safe safetensors bundle for GAN Studio, TorchScript for plain PyTorch, "
-               "or ONNX for everything else. A model card is written beside every export.")
+    st.caption("Ship a trained generator or translator: a safe safetensors bundle (with a standalone script) for "
+               "GAN Studio, torch.export for plain PyTorch, or ONNX for everything else. A model card is written "
+               "beside every export.")
     picked = pick_run()
     if picked is None:
         return
     run, ckpt = picked
+    translator = is_translator(run)
+    formats = TRANSLATOR_FORMATS if translator else FORMATS
     ss = st.session_state
-    if ss.get(K_FMT) not in FORMATS:
+    if ss.get(K_FMT) not in formats:
         ss[K_FMT] = "safetensors"
-    fmt = st.radio("Format", FORMATS, key=K_FMT, format_func=FORMAT_LABELS.get, horizontal=True,
-                   help=" · ".join(f"{FORMAT_LABELS[k]}: {v}" for k, v in FORMAT_HELP.items()))
-    st.caption(FORMAT_HELP[fmt])
+    fmt = st.radio("Format", formats, key=K_FMT, format_func=FORMAT_LABELS.get, horizontal=True,
+                   help=" · ".join(f"{FORMAT_LABELS[k]}: {ALL_FORMAT_HELP[k]}" for k in formats))
+    st.caption(ALL_FORMAT_HELP[fmt])
+    if translator:
+        both = run.config.get("task") == "cyclegan"
+        st.caption(f"A {run.config.get('task')} translator: image in, image out"
+                   + (" — both directions (A→B and B→A) are exported." if both else ".")
+                   + " The bundle's translate.py translates a folder with torch, numpy and Pillow only. "
+                     "TorchScript is not offered for translators (deprecated upstream; use torch.export).")
     blocked = False
     if fmt == "onnx":
         ok, msg = onnx_status()

@@ -115,7 +115,12 @@ def nav(page, title: str) -> None:
     """Click a sidebar navigation link (keeps the session, unlike loading a URL)."""
     heading = page.get_by_role("heading", name=title).first
     for attempt in range(3):  # a click that lands while a fragment redraws the page can be lost
-        page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+        link = page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+        expand = page.locator('[data-testid="stExpandSidebarButton"]')
+        if not link.is_visible() and expand.count():  # below 1200 px the studio folds its sidebar
+            expand.first.click()
+            link.wait_for(state="visible", timeout=10_000)
+        link.click()
         try:
             heading.wait_for(timeout=30_000)
             break

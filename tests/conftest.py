@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from image_folder import make_image_folder  # noqa: F401 - used by fixtures below, and by test files
 
 # Never touch the user's real cache, and keep CPU tests single-threaded and steady.
 os.environ.setdefault("GAN_STUDIO_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "gan-cache"))
@@ -17,19 +17,6 @@ def tiny_cfg():
     from core.config import TrainConfig
     return TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8,
                        steps=6, log_every=2, sample_every=3, checkpoint_every=3, device="cpu", threads=1, ema=0.9)
-
-
-def make_image_folder(root: Path, n: int = 12, size: int = 20, classes: tuple[str, ...] = ()) -> Path:
-    """Write ``n`` small random-colour PNGs (spread over class subfolders if given)."""
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        d = root / classes[i % len(classes)] if classes else root
-        d.mkdir(exist_ok=True)
-        arr = (rng.random((size, size + 4, 3)) * 255).astype(np.uint8)
-        Image.fromarray(arr).save(d / f"img_{i:03d}.png")
-    return root
 
 
 @pytest.fixture

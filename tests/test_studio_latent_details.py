@@ -10,7 +10,7 @@ import pytest
 import torch
 
 st = pytest.importorskip("streamlit")
-from conftest import make_image_folder  # noqa: E402
+from image_folder import make_image_folder  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 LATENT = str(Path(__file__).resolve().parent.parent / "studio" / "pages" / "latent.py")

@@ -224,7 +224,14 @@ def grids(chosen: list[RunInfo]) -> None:
     st.caption("Samples at each run's best step")
     for col, (r, (step, path, why)) in zip(st.columns(max(3, len(shown))), shown):
         with col:
-            st.image(str(path), width="stretch")
+            # Through the bounded reader: a grid in a run folder whose header claims 30000 x 30000 px
+            # (a hostile or broken file) is refused before decoding, and the other runs still show.
+            png = state.png_file(path)
+            if png is None:
+                st.caption(f"**{state.esc(r.name)}** · step {step}: its sample grid `{path.name}` cannot be shown "
+                           "(not a readable PNG, or too large).")
+                continue
+            st.image(png, width="stretch")
             st.caption(f"**{state.esc(r.name)}** · step {step} · {why}")
             with st.popover("Enlarge", icon=":material/zoom_in:", width="stretch"):
-                st.image(large_png(path) or str(path), caption=f"{r.name} · step {step}")
+                st.image(large_png(path) or png, caption=f"{r.name} · step {step}")

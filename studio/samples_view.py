@@ -49,10 +49,14 @@ def _large_png(path: str, mtime: float) -> bytes | None:
     """The grid upscaled (nearest neighbour) so each tile is at least MIN_TILE px."""
     from PIL import Image, UnidentifiedImageError
 
+    from studio.state import MAX_SHOWN_PIXELS
+
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_SHOWN_PIXELS:  # a header claiming 30000 x 30000 px: refused undecoded
+                return None
             img = im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError):
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError, MemoryError):
         return None
     s = enlarge_scale(img.width, MIN_TILE)
     if s > 1:

@@ -150,3 +150,17 @@ def test_translation_runs_chart_d_without_the_noise_notation(tmp_path):
     h.refresh()
     fig = charts.figure(h, "D", ["d/real", "d/fake"], groups["D on real and translated pairs"][1])
     assert [tr.name for tr in fig.data] == ["D(input, target) — real", "D(input, G(input)) — translated"]
+
+
+def test_event_log_wraps_long_messages_on_request(runs):  # noqa: F811
+    """st.dataframe cells never wrap: a long event message was cut on a laptop screen with no way to read it."""
+    p = make_run(runs, "00000-long")
+    long = "D is winning: " + "lower lr_d or raise the augmentation strength " * 6 + "END"
+    with open(p / "events.jsonl", "a") as f:
+        f.write(json.dumps({"type": "warning", "step": 90, "time": 1.0, "message": long}) + "\n")
+    at = app(MONITOR)
+    assert_ok(at)
+    assert not at.table  # one line per row in the scrollable table by default
+    at.toggle(key="mon_events_wrap").set_value(True).run()
+    assert_ok(at)
+    assert len(at.table) == 1 and long in at.table[0].value.to_string(max_colwidth=None)

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from studio import folder_poll, state, ui_state
+from studio.tables import long_text_table
 from studio.translate_panel import layout_for, translate_panel
 from studio.upload_panel import upload_panel
 
@@ -211,7 +212,7 @@ def rejected_table(report) -> None:  # noqa: ANN001
             except ValueError:
                 pass
             rows.append({"file": p, "reason": r.reason})
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rows)))
+        long_text_table(rows, "data_rejected_wrap", min(400, 38 + 35 * len(rows)))
         if len(report.rejected) > 2000:
             st.caption(f"…and {len(report.rejected) - 2000:,} more.")
 

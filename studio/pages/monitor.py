@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from core.run_logs import checkpoint_problems, metrics_problems
@@ -13,6 +12,7 @@ from core.units import human_duration
 from studio import actions, charts, samples_view, state
 from studio.shortcuts import SHORTCUTS_CAPTION, keyboard_shortcuts
 from studio.sidebar import tab_title
+from studio.tables import long_text_table
 
 K_SELECT = "monitor_run"
 K_LIVE = "monitor_live"
@@ -335,8 +335,7 @@ def event_log(run_dir: str) -> None:
                      "step": e.get("step"), "type": e.get("type"),
                      "message": e.get("message") or e.get("explanation") or _metric_text(e) or _file_text(e)
                      or e.get("state") or ""})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320,
-                 column_config={"message": st.column_config.TextColumn(width="large")})
+    long_text_table(rows, "mon_events_wrap", 320, {"message": st.column_config.TextColumn(width="large")})
 
 
 def main() -> None:

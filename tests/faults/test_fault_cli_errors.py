@@ -71,17 +71,6 @@ def test_runs_past_99999_stay_visible_and_numbered(tmp_path):
     assert [r.path.name for r in list_runs(tmp_path)] == ["100001-new", "100000-new", "99999-old"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from core.config import TrainConfig
-    from core.train import create_run, run_training
-    cfg = TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8, steps=2,
-                      checkpoint_every=2, eval_every=0, device="cpu", threads=1)
-    t = create_run(cfg, tmp_path_factory.mktemp("runs"))
-    run_training(t)
-    return t.store.path
-
-
 @pytest.mark.parametrize("argv, words", [
     (["--seed", "-1"], "non-negative"),
     (["--seed", str(2**64)], "2^63"),

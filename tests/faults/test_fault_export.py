@@ -12,17 +12,6 @@ from faultkit import env_for_child
 from core.cli import main
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from core.config import TrainConfig
-    from core.train import create_run, run_training
-    cfg = TrainConfig(data="shapes", resolution=16, g_width=8, d_width=8, latent_dim=16, batch_size=8, steps=2,
-                      checkpoint_every=2, eval_every=0, device="cpu", threads=1)
-    t = create_run(cfg, tmp_path_factory.mktemp("runs"))
-    run_training(t)
-    return t.store.path
-
-
 @pytest.mark.parametrize("fmt, fail_at", [("safetensors", 1), ("safetensors", 3), ("torch-export", 1)])
 def test_a_full_disk_during_export_is_one_line_and_leaves_nothing(tiny_run, tmp_path, capsys, monkeypatch, fmt, fail_at):
     import core.fsutil as fs

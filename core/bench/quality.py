@@ -13,15 +13,29 @@ from ..runs import load_run
 
 def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str = "default", resolution: int = 32,
                 runs_dir: str = "runs/bench", out_dir: str = "docs/benchmarks", seed: int = 0,
-                doc: str = "docs/benchmarks.md", overrides: dict | None = None) -> dict:
-    """Train ``preset`` for ``minutes`` of wall-clock on ``data``; write the final EMA grid and a report row."""
+                doc: str | None = "docs/benchmarks.md", overrides: dict | None = None, cpu_minutes: float = 0.0,
+                tag: str = "", class_aware: bool = True) -> dict:
+    """Train ``preset`` for ``minutes`` of wall-clock (or ``cpu_minutes`` of this process's CPU time) on
+    ``data``; write the final EMA grid and, unless ``doc`` is None, a report section."""
     from ..train import run_training
     from ..train.setup import create_run
-    cfg = TrainConfig(**{**PRESETS[preset], "data": data, "resolution": resolution, "minutes": minutes,
-                         "steps": 10**7, "seed": seed, "name": f"bench-quality-{preset}", **(overrides or {})})
+    cfg = TrainConfig(**{**PRESETS[preset], "data": data, "resolution": resolution,
+                         "minutes": 0.0 if cpu_minutes > 0 else minutes, "steps": 10**7, "seed": seed,
+                         "name": f"bench-quality-{tag or preset}", **(overrides or {})})
     t0, cpu0 = time.time(), time.process_time()
     trainer = create_run(cfg, runs_dir)
-    final = run_training(trainer)
+    # A CPU-time budget makes runs on a shared machine comparable: a contended run takes longer in wall
+    # time but trains as many CPU-seconds. It counts from the first step (data loading excluded).
+    cpu_start: list[float] = []
+
+    def cpu_budget_used() -> bool:
+        if not cpu_start:
+            cpu_start.append(time.process_time())
+        return time.process_time() - cpu_start[0] >= cpu_minutes * 60
+
+    final = run_training(trainer, should_stop=cpu_budget_used if cpu_minutes > 0 else None)
+    if cpu_minutes > 0 and final == "stopped":
+        final = "finished"  # the budget, not a user, ended it
     wall = time.time() - t0
     cores_used = (time.process_time() - cpu0) / max(wall, 1e-9)  # < threads means the CPU was contended
     info = load_run(trainer.store.path)
@@ -29,12 +43,13 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
     last = rows[-1] if rows else {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tag = f"quality-{preset}-{data}-{resolution}px"
-    grid = out / f"{tag}.png"
+    label = tag or preset
+    stem = f"quality-{label}-{Path(data).name}-{resolution}px" + (f"-seed{seed}" if seed else "")
+    grid = out / f"{stem}.png"
     latest = info.latest_sample()
     if latest is not None:
         grid.write_bytes(upscale_png(latest.read_bytes(), 512))
-    reals = out / f"{tag}-reals.png"
+    reals = out / f"{stem}-reals.png"
     if (trainer.store.path / "reals.png").exists():
         reals.write_bytes(upscale_png((trainer.store.path / "reals.png").read_bytes(), 512))
     quality = {k: v for k, v in last.items() if k.startswith(("metric/", "quality/"))}
@@ -43,20 +58,22 @@ def run_quality(data: str = "fashion-mnist", minutes: float = 15.0, preset: str 
         if q:
             quality = q
             break
-    class_aware = _class_aware(trainer)
+    class_aware = _class_aware(trainer) if class_aware else {}
     if class_aware:
         quality.update(class_aware)
     findings = [e for e in info.events() if e.get("type") == "finding" and e.get("status") == "started"]
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
         f"{trainer.threads or 'n/a'} CPU thread(s)" if trainer.device.type == "cpu" else str(trainer.device),
-        "device": str(trainer.device), "preset": preset, "data": data, "resolution": resolution, "minutes": minutes,
+        "device": str(trainer.device), "preset": preset, "tag": label, "seed": seed,
+        "cpu_minutes": cpu_minutes, "data": data, "resolution": resolution, "minutes": minutes,
         "state": final, "steps": info.step, "wall_s": round(wall, 1), "cores_used": round(cores_used, 2), "img_per_s_last": last.get("perf/img_per_s"),
         "loss_d_last": last.get("loss/d"), "loss_g_last": last.get("loss/g"), "quality": quality,
         "findings": [f"{f.get('kind')} ({f.get('severity')}) at step {f.get('step')}" for f in findings],
         "run_dir": str(trainer.store.path), "grid": str(grid),
     }
-    _append_doc(Path(doc), result, grid, reals)
+    if doc:
+        _append_doc(Path(doc), result, grid, reals)
     print(json.dumps(result, indent=2))
     return result
 

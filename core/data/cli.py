@@ -52,9 +52,24 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def hint_dash_names(parser, name: str, flag: str = "") -> None:
+    """argparse reads a folder called '-x' (or '--help.png') as an option, then says only that ``name``
+    is missing or wants a value: add how to write such a folder to that one error."""
+    plain = parser.error
+    cmd = parser.prog.split()[-1]
+    form = f"{flag}=-x or {flag} ./-x" if flag else f"{cmd} ./-x or {cmd} -- -x"
+
+    def error(message: str):  # noqa: ANN202 (argparse's error never returns)
+        if name in message:
+            message += f" (for a folder whose name starts with '-', write {form})"
+        plain(message)
+    parser.error = error
+
+
 def add_parser(sub) -> None:
     s = sub.add_parser("scan", help="check an image folder: what is usable, what is rejected and why")
-    s.add_argument("folder")
+    s.add_argument("folder", help="the image folder (one whose name starts with '-': ./-x)")
+    hint_dash_names(s, "folder")
     s.set_defaults(func=cmd_scan)
     c = sub.add_parser("cache", help="show the decoded-dataset cache; --clear empties it, --max-gb trims it")
     c.add_argument("--clear", action="store_true", help="remove every entry (datasets are decoded again when next used)")

@@ -94,7 +94,9 @@ def load_dataset(spec: str, resolution: int, channels: int = 0, cache_dir: str |
     if channels not in (0, 1, 3):
         raise DataError(f"channels must be 0 (auto), 1 or 3, got {channels!r}")
     phase = _adapt_progress(progress)
-    spec = str(spec).strip()
+    raw = str(spec)
+    # Pasted names lose stray spaces, but a folder whose own name ends in one (or a newline) is kept whole.
+    spec = raw if raw != raw.strip() and os.path.isdir(raw) else raw.strip()
     report = None
     if spec.lower() in BUILTIN_DATASETS:
         source = spec.lower()

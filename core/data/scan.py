@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
 from .parallel import chunked, map_chunks
+from .vetting import frames_note, shape_problem
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Only these decoders may run, whatever the file is called: a ".jpg" that is really EPS would
@@ -25,7 +26,7 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", 
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "GIF", "TIFF")
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 NOT_IN_CLASS = "not in a class subfolder"
-SCAN_VERSION = 1
+SCAN_VERSION = 2  # 2: size rules and file notes; a version-1 cached scan lacks both, so it is redone
 ProgressFn = Callable[[int, int], None]
 
 
@@ -47,9 +48,23 @@ class RejectedFile:
     reason: str
 
 
+@dataclass
+class FileNote:
+    path: str            # a usable file that has something worth saying, e.g. several frames
+    note: str
+
+
 def display_path(path: str) -> str:
     """A printable form of a path whose bytes may not be valid UTF-8."""
     return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown_path(path: str) -> str:
+    """display_path with control characters escaped: a newline in a name split a report line in two."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], display_path(path))
 
 
 @dataclass
@@ -67,6 +82,7 @@ class ScanReport:
     grey: bool = False                     # every usable image is greyscale by mode
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    file_notes: list[FileNote] = field(default_factory=list)
 
     @property
     def usable(self) -> int:
@@ -97,6 +113,7 @@ class ScanReport:
             "elapsed_s": round(self.elapsed_s, 3), "notes": list(self.notes),
             "images": [{**asdict(r), "path": display_path(r.path)} for r in self.images],
             "rejected": [{"path": display_path(r.path), "reason": r.reason} for r in self.rejected],
+            "file_notes": [{"path": display_path(n.path), "note": n.note} for n in self.file_notes],
         }
 
     # Exact state for the scan cache: real paths survive because json escapes lone surrogates.
@@ -113,13 +130,14 @@ class ScanReport:
         d.pop("version")
         d["images"] = [ImageRecord(**r) for r in d["images"]]
         d["rejected"] = [RejectedFile(**r) for r in d["rejected"]]
+        d["file_notes"] = [FileNote(**n) for n in d["file_notes"]]
         d["width_stats"] = tuple(d["width_stats"])
         d["height_stats"] = tuple(d["height_stats"])
         d["duplicate_examples"] = [tuple(p) for p in d["duplicate_examples"]]
         return cls(**d)
 
     def summary(self) -> str:
-        root = display_path(self.root)
+        root = shown_path(self.root)
         lines = [f"Scanned {root} in {self.elapsed_s:.1f} s",
                  f"  usable images : {self.usable}",
                  f"  rejected      : {len(self.rejected)}",
@@ -138,13 +156,16 @@ class ScanReport:
             lines.append(f"  modes         : {modes}" + ("  (all greyscale)" if self.grey else ""))
         if self.duplicate_count:
             lines.append(f"  duplicates    : {self.duplicate_count} files repeat another file's exact content")
-            lines += [f"    {display_path(a)} == {display_path(b)}" for a, b in self.duplicate_examples]
+            lines += [f"    {shown_path(a)} == {shown_path(b)}" for a, b in self.duplicate_examples]
         if self.rejected:
             lines.append("  rejection reasons:")
             lines += [f"    {n:6d}  {why}" for why, n in self.reason_counts().most_common()]
             lines.append("  rejected files (first 20):")
-            lines += [f"    {display_path(r.path)}: {r.reason}" for r in self.rejected[:20]]
+            lines += [f"    {shown_path(r.path)}: {r.reason}" for r in self.rejected[:20]]
         lines += [f"  note: {n}" for n in self.notes]
+        if self.file_notes:
+            lines.append("  files with notes (first 20):")
+            lines += [f"    {shown_path(n.path)}: {n.note}" for n in self.file_notes[:20]]
         return "\n".join(lines)
 
 
@@ -244,7 +265,7 @@ _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 def check_file(path: str) -> tuple[bool, Any]:
-    """Fully decode one file. Returns (True, (w, h, mode, grey, digest)) or (False, reason).
+    """Fully decode one file. Returns (True, (w, h, mode, grey, digest, frames)) or (False, reason).
     Top-level so worker processes can unpickle it; never raises."""
     try:
         with open(path, "rb") as f:
@@ -266,6 +287,10 @@ def check_file(path: str) -> tuple[bool, Any]:
                 im.load()  # the full decode: catches truncated and corrupt files
                 grey = _is_grey(im)
                 orient = im.getexif().get(0x0112, 1)
+                try:  # animated GIF/WebP/PNG, multi-page TIFF: only the first frame is trained on
+                    frames = int(getattr(im, "n_frames", 1))
+                except Exception:  # a damaged later frame; the first, the one used, decoded fine
+                    frames = -1
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         m = _BOMB_PIXELS.search(str(e))
         n = m.group(1) if m else "?"
@@ -279,7 +304,8 @@ def check_file(path: str) -> tuple[bool, Any]:
         return False, f"truncated or corrupt image: {detail}"
     if orient in (5, 6, 7, 8):  # rotated by 90 degrees once EXIF orientation is applied
         w, h = h, w
-    return True, (w, h, mode, grey, digest)
+    bad = shape_problem(w, h)
+    return (False, bad) if bad else (True, (w, h, mode, grey, digest, frames))
 
 
 def _check_chunk(paths: list[str]) -> list[tuple[bool, Any]]:
@@ -330,9 +356,15 @@ def scan(folder: str | os.PathLike, progress: ProgressFn | None = None, workers:
         ok = [(c, p) for c, p in ok if c.top is not None]
     else:
         index = {}
-    for c, (w, h, mode, _grey, digest) in ok:
+    for c, (w, h, mode, _grey, digest, frames) in ok:
         label = index.get(c.top, -1) if index else -1
         rep.images.append(ImageRecord(c.path, label, w, h, mode, c.size, c.mtime_ns, digest))
+        if frames != 1:
+            rep.file_notes.append(FileNote(c.path, frames_note(frames)))
+    if rep.file_notes:
+        n = len(rep.file_notes)
+        rep.notes.append(f"{n} file{' has' if n == 1 else 's have'} several frames (animated or multi-page); "
+                         "the first frame of each is used.")
 
     if ok:
         ws = [r.width for r in rep.images]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PRESETS, ConfigError, TrainConfig, parse_overrides
-from ..data.cli import scan_progress
+from ..data.cli import hint_dash_names, scan_progress
 from ..units import clock
 from .loop import run_loop
 from .session import run_training
@@ -214,6 +214,7 @@ def add_parser(sub) -> None:
                              ("--minutes", "minutes", float), ("--batch-size", "batch_size", int),
                              ("--device", "device", str), ("--seed", "seed", int)):
         t.add_argument(flag, dest=name, type=kind, help=field_help(name))
+    hint_dash_names(t, "--data", "--data")
     t.add_argument("--name", help="run name used in the folder name")
     t.add_argument("--preset", help=f"one of: {', '.join(PRESETS)}")
     t.add_argument("--config", help="a saved config JSON (a run's config.json works)")

@@ -196,25 +196,29 @@ def stats_panel(report, grid=None) -> None:  # noqa: ANN001
                        "classes for a conditional GAN).")
         if report.rejected:
             rejected_table(report)
+        if getattr(report, "file_notes", None):
+            rejected_table(report, notes=True)
 
 
-def rejected_table(report) -> None:  # noqa: ANN001
-    from core.data.scan import display_path
+def rejected_table(report, notes: bool = False) -> None:  # noqa: ANN001
+    """Rejected files and why; with ``notes``, usable files with a note (e.g. only the first frame used)."""
+    from core.data.scan import shown_path
 
-    with st.expander(f"Rejected files ({len(report.rejected):,})", expanded=len(report.rejected) <= 20,
-                     icon=":material/report:"):
-        root = display_path(report.root)
+    items, what = (report.file_notes, "note") if notes else (report.rejected, "reason")
+    with st.expander(f"{'Files with notes' if notes else 'Rejected files'} ({len(items):,})",
+                     expanded=len(items) <= 20, icon=":material/info:" if notes else ":material/report:"):
+        root = shown_path(report.root)  # shown_path: a newline in a name is shown as \n
         rows = []
-        for r in report.rejected[:2000]:
-            p = display_path(r.path)
+        for r in items[:2000]:
+            p = shown_path(r.path)
             try:
                 p = os.path.relpath(p, root)
             except ValueError:
                 pass
-            rows.append({"file": p, "reason": r.reason})
-        long_text_table(rows, "data_rejected_wrap", min(400, 38 + 35 * len(rows)))
-        if len(report.rejected) > 2000:
-            st.caption(f"…and {len(report.rejected) - 2000:,} more.")
+            rows.append({"file": p, what: getattr(r, what)})
+        long_text_table(rows, "data_notes_wrap" if notes else "data_rejected_wrap", min(400, 38 + 35 * len(rows)))
+        if len(items) > 2000:
+            st.caption(f"…and {len(items) - 2000:,} more.")
 
 
 def change_notice(folder: str) -> None:

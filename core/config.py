@@ -16,7 +16,7 @@ class ConfigError(ValueError):
         super().__init__(f"{field_name}: {message}")
 
 
-ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan")
+ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan", "r3gan")
 LOSSES = ("bce", "wgan", "wgan-gp", "hinge", "lsgan", "rpgan")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 D_NORMS = ("auto", "batch", "layer", "none")
@@ -40,7 +40,7 @@ class TrainConfig:
     resolution: int = _f(32, "Square image size in pixels (power of two, 16-256). Higher looks better but trains much slower.", group="data")
     channels: int = _f(0, "1 = greyscale, 3 = RGB, 0 = decide from the data.", group="data")
     # --- model ---
-    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step), fastgan (skip-layer excitation + self-supervised D; for 100-5,000 images).", group="model", choices=ARCHS)
+    arch: str = _f("dcgan", "Network family: mlp (original GAN, fully connected), dcgan (conv, BatchNorm), resnet-sn (residual, spectral norm; most stable), stylegan2 (mapping network + styles; style mixing and w-space truncation; slowest per step), fastgan (skip-layer excitation + self-supervised D; for 100-5,000 images), r3gan (R3GAN: normalisation-free residual nets of grouped convs; pair with rpgan + R1 + R2, see the modern preset).", group="model", choices=ARCHS)
     loss: str = _f("bce", "Adversarial loss: bce (classic), wgan (weight clipping), wgan-gp (gradient penalty), hinge (SNGAN/BigGAN), lsgan (least squares), rpgan (relativistic pairing: each fake judged against a real; R3GAN, pair it with r1 and r2).", group="model", choices=LOSSES)
     latent_dim: int = _f(100, "Size of the noise vector z fed to the generator. 64-128 is typical (stylegan2: also the size of the style vector w; 512 in the paper).", group="model")
     g_width: int = _f(64, "Generator width (channels of its widest layer / 8). Wider = more capacity, slower.", group="model")
@@ -68,6 +68,12 @@ class TrainConfig:
     beta1: float = _f(0.5, "Adam beta1 (momentum). 0.5 is the DCGAN default; 0.0 for wgan-gp/hinge.", group="optim")
     beta2: float = _f(0.999, "Adam beta2. 0.999 (DCGAN) or 0.9 (wgan-gp).", group="optim")
     n_critic: int = _f(1, "Discriminator updates per generator update. 5 for wgan/wgan-gp.", group="optim")
+    schedule_images: int = _f(0, "Cosine schedules (R3GAN) over this many training images (0 = off): lr_g, lr_d, Adam beta2 and the "
+                              "R1/R2 weights move from their values to lr_end_factor x, beta2_end and gamma_end_factor x, then hold. "
+                              "About steps x batch_size spans the whole run; a pure function of images seen, so a resume continues it.", group="optim")
+    lr_end_factor: float = _f(1.0, "schedule_images only: lr_g and lr_d end at this multiple of their values (R3GAN: 0.25, 2e-4 -> 5e-5).", group="optim")
+    beta2_end: float = _f(0.0, "schedule_images only: Adam beta2 rises from beta2 to this (R3GAN: 0.9 -> 0.99; 0 = beta2 stays).", group="optim")
+    gamma_end_factor: float = _f(1.0, "schedule_images only: the R1 and R2 weights end at this multiple of their values (R3GAN: 0.1).", group="optim")
     # --- stabilisation tricks ---
     gp_weight: float = _f(10.0, "Gradient-penalty weight (wgan-gp only).", group="tricks")
     gp_one_sided: bool = _f(False, "One-sided gradient penalty: only penalise gradient norms above 1.", group="tricks")
@@ -188,12 +194,14 @@ class TrainConfig:
         for n in ("beta1", "beta2"):
             need(0 <= getattr(self, n) < 1, n, "must be in [0, 1)")
         need(1 <= self.n_critic <= 100, "n_critic", "must be between 1 and 100")
+        need(0 < self.lr_end_factor <= 1, "lr_end_factor", f"must be in (0, 1] (1 = constant), got {self.lr_end_factor}")
+        need(self.beta2_end == 0 or 0 < self.beta2_end < 1, "beta2_end", f"must be 0 (off) or in (0, 1), got {self.beta2_end}")
         need(1 <= self.mapping_layers <= 16, "mapping_layers", f"must be between 1 and 16, got {self.mapping_layers}")
         need(0 <= self.style_mixing <= 1, "style_mixing", f"is a probability: must be in [0, 1], got {self.style_mixing}")
         for n in ("r1_every", "pl_every"):
             need(1 <= getattr(self, n) <= 1000, n, f"must be between 1 (every step) and 1000, got {getattr(self, n)}")
         for n in ("gp_weight", "r1_weight", "r2_weight", "recon_weight", "pl_weight", "instance_noise", "feature_matching",
-                  "minutes"):
+                  "minutes", "schedule_images", "gamma_end_factor"):
             need(getattr(self, n) >= 0, n, "must be >= 0")
         need(0 < self.clip_value <= 1, "clip_value", "must be in (0, 1]")
         need(0 <= self.ada_target < 1, "ada_target", f"must be 0 (off) or a target in (0, 1), 0.6 typical; got {self.ada_target}")
@@ -360,8 +368,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                             lr_g=0.0025, lr_d=0.0025, beta1=0.0, beta2=0.99, batch_size=32, ema=0.999),
     "fastgan": dict(arch="fastgan", loss="hinge", latent_dim=128, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4,
                     beta1=0.5, beta2=0.999, batch_size=16, ada_target=0.6, recon_weight=1.0, ema=0.999),
-    "modern": dict(arch="resnet-sn", loss="rpgan", r1_weight=0.1, r2_weight=0.1, lr_g=2e-4, lr_d=2e-4, beta1=0.0,
-                   beta2=0.99, n_critic=1, ema=0.999),
+    # R3GAN's CIFAR-10 schedule ends (its 20M images shortened to the default 5,000 steps x 64 images).
+    "modern": dict(arch="r3gan", loss="rpgan", r1_weight=0.05, r2_weight=0.05, gamma_end_factor=0.1, lr_g=2e-4, lr_d=2e-4,
+                   lr_end_factor=0.25, beta1=0.0, beta2=0.9, beta2_end=0.99, schedule_images=320_000, n_critic=1, ema=0.999),
     "pix2pix": dict(task="pix2pix", loss="bce", l1_weight=100.0, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
                     beta2=0.999, batch_size=16, ema=0.0, eval_every=250),
     "cyclegan": dict(task="cyclegan", loss="lsgan", cycle_weight=10.0, identity_weight=0.5, pool_size=50, lr_decay_start=0.5,
@@ -380,8 +389,9 @@ PRESET_HELP: dict[str, str] = {
                  "every 16), path length 2, Adam 0.0025 (0, 0.99), EMA. Best quality; needs a GPU beyond 32 px.",
     "fastgan": "Liu et al. 2021 for 100-5,000 images: skip-layer excitation G, self-supervised D, hinge loss, adaptive "
                "augmentation (ADA, target 0.6), batch 16, EMA. The pick for a folder of your own pictures.",
-    "modern": "R3GAN's loss recipe (Huang et al. 2024): relativistic pairing + R1 + R2 (gamma 0.1 each, constant), Adam (0, 0.99), "
-              "on the spectral-norm ResNet: no mode dropping by construction. Not the paper's normalisation-free net or gamma schedule.",
+    "modern": "R3GAN (Huang et al. 2024) for 32-64 px: its normalisation-free residual nets (arch r3gan), relativistic pairing + "
+              "R1 + R2, and its cosine schedules over 320,000 images (5,000 steps x 64): gamma 0.05 -> 0.005, lr 2e-4 -> 5e-5, "
+              "Adam beta1 0, beta2 0.9 -> 0.99; EMA. No mode dropping by construction. Raise r1/r2 (the paper: 2 at 64 px faces) if D overfits.",
     "pix2pix": "Isola et al. 2017 for a paired folder (A/ + B/ or side-by-side AB images): U-Net with skips and dropout, "
                "PatchGAN D on (input, output), BCE + 100 x L1, Adam 2e-4 (0.5). Held-out L1/PSNR recorded.",
     "cyclegan": "Zhu et al. 2017 for unpaired A/ + B/ folders: two ResNet generators, two PatchGAN Ds, LSGAN, cycle 10, "

@@ -18,6 +18,9 @@ ARCH_IGNORES: dict[str, dict[str, str]] = {
     "fastgan": {"d_norm": "the fastgan discriminator always uses BatchNorm with spectral norm",
                 "spectral_norm": "fastgan always uses spectral norm in D",
                 "minibatch_std": "the fastgan discriminator has no minibatch std-dev layer (its decoders fight memorisation)"},
+    "r3gan": {"d_norm": "the r3gan discriminator has no normalisation layers (its residual init keeps it trainable)",
+              "spectral_norm": "the r3gan discriminator has no normalisation, spectral norm included (R1 + R2 regularise it)",
+              "minibatch_std": "the r3gan discriminator has no minibatch std-dev layer"},
 }
 # Fields only the style-based family reads (a mapping network, styles, path length).
 STYLE_ONLY = {"mapping_layers": "only stylegan2 has a mapping network",
@@ -50,7 +53,7 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         if not loss.has_saturating_g_loss:
             out["g_saturating"] = by_loss + " (it has no saturating form)"
         if loss.prefers_optimizer != "adam":
-            out["beta1"] = out["beta2"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
+            out["beta1"] = out["beta2"] = out["beta2_end"] = f"{loss.name} trains with {loss.prefers_optimizer}, which has no betas"
     out.update(ARCH_IGNORES.get(v["arch"], {}))
     if v["arch"] not in ("dcgan", "resnet-sn"):
         out["attention"] = f"self-attention layers exist in dcgan and resnet-sn only (arch is {v['arch']})"
@@ -67,6 +70,11 @@ def unused_fields(values: Mapping[str, Any], device_type: str | None = None) -> 
         out["r1_weight"] = "r1_auto picks gamma = 0.0002 x resolution^2 / batch"
     elif not v["r1_weight"]:
         out["r1_every"] = "R1 is off (r1_weight = 0 and r1_auto off)"
+    if not v["schedule_images"] or v["task"] != "generate":
+        why = ("the cosine schedules are off (schedule_images = 0)" if v["task"] == "generate"
+               else f"{v['task']} has its own learning-rate decay (lr_decay_start)")
+        out.update({k: why for k in ("schedule_images", "lr_end_factor", "beta2_end", "gamma_end_factor")
+                    if k != "schedule_images" or v["task"] != "generate"})
     if not v["eval_every"]:
         out["eval_samples"] = out["eval_metric"] = "evaluation is off (Evaluate every = 0)"
     if v["task"] == "generate":

@@ -19,6 +19,7 @@ PRETTY = {
     "ada/p": "augment probability", "aug/p": "augment probability p", "aug/rt": "r_t = E[sign D(real)]",
     "r2": "R2 penalty", "loss/recon": "D reconstruction (fastgan)",
     "prog/stage": "training size (px)", "prog/alpha": "fade-in α of the newest size",
+    "sched/gamma": "R1 weight γ", "sched/r2": "R2 weight", "sched/beta2": "Adam β2",
 }
 # Written for the diagnostics (the Diagnostics tab explains them), not for a chart of their own.
 INTERNAL_PREFIXES = ("diag/",)
@@ -74,6 +75,9 @@ def chart_groups(columns: Iterable[str], loss: str = "bce", task: str = "generat
         # Progressive growing: the size G and D train at now, and how far its newest doubling has faded in.
         ("Progressive growing: size", take(lambda c: c == "prog/stage"), {}),
         ("Progressive growing: fade-in", take(lambda c: c == "prog/alpha"), {}),
+        # R3GAN's cosine schedules (schedule_images > 0); the learning rates are in their own chart above.
+        ("Schedule: R1 / R2 weights", take(lambda c: c in ("sched/gamma", "sched/r2")), {"tickformat": ".3~g"}),
+        ("Schedule: Adam β2", take(lambda c: c == "sched/beta2"), {"tickformat": ".3~g"}),
     ]
     # Sample quality has its own chart (quality_figure); per-level SWD and diag/* stay out of "Other".
     take(lambda c: c.startswith("metric/") or c.startswith("quality/"))

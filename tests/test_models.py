@@ -10,7 +10,7 @@ from core.config import ConfigError, TrainConfig
 from core.models import MinibatchStdDev, SelfAttention, available_archs, build_models, count_parameters
 
 torch.set_num_threads(1)  # the test machine's CPU is shared; tiny nets are fastest single-threaded
-ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan")
+ARCHS = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan", "r3gan")
 LATENT = 8
 
 
@@ -32,7 +32,7 @@ def test_shapes_and_range(arch, res, channels):
     G, D = build_models(cfg(arch=arch, resolution=res), channels)
     x, logits, feats = run(G, D)
     assert x.shape == (3, channels, res, res)
-    if arch == "stylegan2":  # linear while training, as in the paper; samples (eval mode) are clamped
+    if arch in ("stylegan2", "r3gan"):  # linear while training, as in the papers; samples (eval mode) are clamped
         with torch.no_grad():
             x = G.eval()(torch.randn(3, LATENT))
     assert x.min() >= -1 and x.max() <= 1

@@ -11,7 +11,7 @@ Builder = Callable[[TrainConfig, int, int], "tuple[nn.Module, nn.Module]"]
 _BUILDERS: dict[str, Builder] = {}
 # The order families are listed to users (the curriculum's, oldest first), whatever order their
 # modules happen to be imported in; a family missing here is listed after these, by name.
-LISTED_ORDER = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan")
+LISTED_ORDER = ("mlp", "dcgan", "resnet-sn", "stylegan2", "fastgan", "r3gan")
 
 
 def register(name: str) -> Callable[[Builder], Builder]:

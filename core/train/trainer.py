@@ -23,6 +23,7 @@ from .regularizers import LazyRegularizers
 from .replay import ReplayBuffer
 from .rmsprop import ScalerAwareRMSprop
 from .sampler import TensorBatchSampler
+from .schedule import Schedule
 from .syncbn import bn_sync, convert_batchnorm
 from .threads import make_thread_tuner
 
@@ -113,6 +114,8 @@ class Trainer:
         # ADA, FastGAN's reconstruction, R2 (each off unless asked) and experience replay.
         self.terms = DTerms(cfg, self.D, self.device)
         self.replay = ReplayBuffer(cfg.replay, cfg.batch_size, self.device) if cfg.replay > 0 else None
+        # R3GAN's cosine schedules of lr, beta2 and the R1/R2 weights (schedule_images > 0), set before each step.
+        self.sched = Schedule(cfg, world_size) if cfg.schedule_images > 0 else None
         # The G phase calls D directly: it needs no DDP gradient sync for D (D has no grads there).
         self.D_plain: Callable = torch.compile(self.D) if cfg.compile else self.D
         gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -241,6 +244,8 @@ class Trainer:
         real_target = 1.0 - cfg.label_smoothing
         if self.prog is not None:
             self.prog.apply(self.images_seen, self.G, self.D, self.sample_generator)
+        if self.sched is not None:
+            out.update(self.sched.apply(self))
         self.D.requires_grad_(True)
         for i in range(cfg.n_critic):
             real, y = self.sampler.next()

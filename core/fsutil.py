@@ -7,6 +7,7 @@ import math
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -245,25 +246,26 @@ class FileLock:
 
     Why flock: the kernel drops it when the holder's process dies, so a crash never leaves a stale
     lock, and it belongs to one open file description, so two threads of one process that each
-    open the file exclude each other too. The file records the holder ("pid host") for messages;
-    its mere existence means nothing. Where fcntl is missing (Windows) acquire() always succeeds.
+    open the file exclude each other too. But flock does not reach across machines on many network
+    filesystems (NFS without lockd, SMB, sshfs), so the file also holds a record of the holder
+    (JSON: pid, host, started), written on acquire and emptied on release; ``previous`` is the
+    record found on acquiring (a non-empty one: its holder died, or holds it from another machine).
+    Where fcntl is missing (Windows) or the filesystem has no locks, acquire() always succeeds.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._fd: int | None = None
+        self.previous: dict[str, Any] = {}
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> bool:
-        """Take the lock; False when another holder has it (see holder())."""
+    def acquire(self, record: bool = True) -> bool:
+        """Take the lock; False when another holder has it (see holder()). Without ``record`` the
+        caller looks at ``previous`` first and then calls write_record() (or release(clear=False))."""
         if self._fd is not None:
-            return True
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
             return True
         # O_NOFOLLOW: a link planted as the lock file must not make us truncate what it points to.
         try:
@@ -275,30 +277,66 @@ class FileLock:
                                       "in a run folder") from None
             raise
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # EWOULDBLOCK: someone holds it
-            os.close(fd)
-            return False
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the record alone
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # someone holds it
+                    os.close(fd)
+                    return False
+                # ENOLCK, EOPNOTSUPP...: a filesystem without locks (NFS without lockd); the record decides
         self._fd = fd
-        import socket
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+            self.previous = parse_lock_record(os.pread(fd, 4096, 0))
+        except OSError:
+            self.previous = {}
+        if record:
+            self.write_record()
+        return True
+
+    def write_record(self) -> None:
+        """Name this process as the holder (for messages, and for other machines that cannot see the flock)."""
+        import socket
+        if self._fd is None:
+            return
+        note = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, (note + "\n").encode(), 0)
         except OSError:
             pass  # the note is for messages only; the lock itself is held
-        return True
+
+    def record(self) -> dict[str, Any]:
+        """The current holder's record ({} when released, unreadable or never written)."""
+        try:  # never through a link, never blocking on a FIFO planted in a (hostile) run folder
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return {}
+        try:
+            return parse_lock_record(os.read(fd, 4096)) if stat.S_ISREG(os.fstat(fd).st_mode) else {}
+        except OSError:
+            return {}
+        finally:
+            os.close(fd)
 
     def holder(self) -> tuple[int | None, str]:
         """(pid, host) written by the current holder, (None, "") when unknown."""
-        try:
-            pid, _, host = self.path.read_text(encoding="utf-8").strip().partition(" ")
-            return int(pid), host
-        except (OSError, ValueError):
-            return None, ""
+        rec = self.record()
+        return rec.get("pid"), rec.get("host", "")
 
-    def release(self) -> None:
+    def release(self, clear: bool = True) -> None:
+        """Let go; with ``clear`` (the holder wrote its record) empty the record first, so that no other
+        machine mistakes the file for a live holder."""
         fd, self._fd = self._fd, None
         if fd is not None:
+            if clear:
+                try:
+                    os.ftruncate(fd, 0)
+                except OSError:
+                    pass
             try:
                 os.close(fd)  # closing the last descriptor of the open file releases the flock
             except OSError:
@@ -306,3 +344,32 @@ class FileLock:
 
     def __del__(self) -> None:  # a writer dropped without closing must not hold its run forever
         self.release()
+
+
+def parse_lock_record(data: bytes) -> dict[str, Any]:
+    """{pid, host, started} from a lock file: JSON, or the older "pid host" line; {} when empty or not one.
+
+    Only well-typed fields are kept: another machine (or a hostile user) may have written the file."""
+    text = data.decode("utf-8", "replace").strip()
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        pid, _, host = text.partition(" ")
+        raw = {"pid": pid, "host": host}
+        try:
+            raw["pid"] = int(pid)
+        except ValueError:
+            return {}
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("pid"), int) and not isinstance(raw["pid"], bool):
+        out["pid"] = raw["pid"]
+    if isinstance(raw.get("host"), str) and raw["host"]:
+        out["host"] = raw["host"][:255]
+    t = raw.get("started")
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+        out["started"] = float(t)
+    return out

@@ -15,6 +15,8 @@ from typing import Any
 
 from .fsutil import FileLock, JsonlAppender, UnsafePathError, atomic_write_json, metrics_row, read_json, read_jsonl
 from .run_fields import META_KINDS, STATUS_KINDS, check_config, check_fields
+from .run_lock import live_holder, takeover_note
+from .run_lock import pid_alive as _pid_alive
 
 STATES = ("starting", "running", "paused", "stopped", "finished", "failed", "diverged")
 ACTIVE_STATES = ("starting", "running", "paused")
@@ -25,20 +27,6 @@ STALE_AFTER_S = 300.0
 
 
 HOST = socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else
-    try:  # a killed process whose parent never reaped it is a zombie: dead for our purposes
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 class RunError(ValueError):
@@ -132,9 +120,11 @@ class RunStore:
         close mid-run, as a rollback does to reopen the metrics log, keeps it) or when the
         process dies.
         """
+        if self._lock is not None and self._lock.held:
+            return
         lock = self._lock or FileLock(self.path / self.LOCK)
         with _no_links():
-            got = lock.acquire()
+            got = lock.acquire(record=False)
         if not got:
             pid, host = lock.holder()
             if pid == os.getpid():
@@ -142,12 +132,24 @@ class RunStore:
                 # garbage; collecting once frees its lock, a live trainer keeps it.
                 import gc
                 gc.collect()
-            if not lock.acquire():
+            if not lock.acquire(record=False):
                 pid, host = lock.holder()
                 who = f"pid {pid}" + (f" on {host}" if host and host != HOST else "") if pid else "another process"
                 raise RunError(f"{self.path.name} is already being trained or resumed by {who}; "
                                "wait for it to finish or stop it first")
+        # The flock was free, but on a shared folder another machine's flock is invisible here: its record
+        # and heartbeat decide (a fresh one is alive, a stale one crashed and is taken over).
+        prev, status = lock.previous, self._status  # read when this store was made, just before
+        if (who := live_holder(prev, status, HOST, STALE_AFTER_S)) is not None:
+            lock.release(clear=False)
+            raise RunError(f"{self.path.name} is already being trained or resumed by {who}; wait for it to "
+                           "finish or stop it there. A lock cannot be checked across machines sharing a folder, so "
+                           f"it is taken over only once that heartbeat is {STALE_AFTER_S / 60:g} min old")
+        lock.write_record()
         self._lock = lock
+        if prev.get("host") and prev["host"] != HOST:
+            self.log_event("warning", step=int(status.get("step") or 0),
+                           message=takeover_note(prev, status, STALE_AFTER_S))
 
     def unlock(self) -> None:
         if self._lock is not None:
@@ -409,5 +411,31 @@ def delete_run(root: str | Path, run_dir: str | Path) -> None:
         raise RunError(f"{run_dir} is not a run folder")
     info = load_run(p)
     if info.state in ACTIVE_STATES:
-        raise RunError(f"{p.name} is still {info.state}; stop it before deleting")
-    shutil.rmtree(p)
+        host = info.status.get("host")
+        raise RunError(f"{p.name} is still {info.state} (pid {info.status.get('pid')}"
+                       + (f" on {host}" if host and host != HOST else "") + "); stop it before deleting")
+    # A resume loading its data holds the lock while the status still says it ended: the lock decides.
+    # It is held through the removal, so no resume can start in the middle of it.
+    lock = FileLock(p / RunStore.LOCK)
+    try:
+        got = lock.acquire(record=False)
+    except (OSError, UnsafePathError):  # no lock can be taken there, so no training holds it either
+        got, lock = True, None
+    if not got:
+        pid, host = lock.holder()
+        raise RunError(f"{p.name} is being trained or resumed by "
+                       + (f"pid {pid}" + (f" on {host}" if host and host != HOST else "") if pid else "another process")
+                       + "; stop it before deleting")
+    try:
+        if lock is not None and (who := live_holder(lock.previous, info.status, HOST, STALE_AFTER_S)):
+            raise RunError(f"{p.name} is being trained or resumed by {who}; stop it before deleting")
+        shutil.rmtree(p)
+    finally:
+        if lock is not None:
+            lock.release(clear=False)
+
+
+def lock_holder(info: RunInfo) -> str | None:
+    """'pid N [on HOST] (last heartbeat …)' when a live process holds ``info``'s run folder, read from its lock
+    record without taking the lock (taking it, even for an instant, could refuse a resume starting then)."""
+    return live_holder(FileLock(info.path / RunStore.LOCK).record(), info.status, HOST, STALE_AFTER_S)

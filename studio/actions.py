@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import DIFFAUG_POLICIES, FIELD_HELP, RESUME_LOCKED, ConfigError, TrainConfig
-from core.runs import ACTIVE_STATES, RunError, RunInfo, delete_run, write_control
+from core.runs import ACTIVE_STATES, RunError, RunInfo, delete_run, lock_holder, write_control
 from studio import state
 
 # Fields offered when forking: the recipe, not the network shapes (those need a fresh run).
@@ -49,7 +49,9 @@ def is_active(info: RunInfo) -> bool:
     if info.state in ACTIVE_STATES:
         return True
     job = state.active_job()
-    return job is not None and state.same_run(job.run_dir, info.path)
+    if job is not None and state.same_run(job.run_dir, info.path):
+        return True
+    return lock_holder(info) is not None  # a resume still loading its data: its status still says it ended
 
 
 def _open(run_dir: Path, message: str, on_monitor: bool = False) -> None:
@@ -168,8 +170,10 @@ def _fork_widget(name: str, v: Any, k: str, suggested: bool = False) -> Any:
 
 def delete_popover(info: RunInfo, key: str) -> None:
     active = is_active(info)
+    who = lock_holder(info) if active else None
     with st.popover("Delete", icon=":material/delete:", disabled=active, width="stretch",
-                    help="Stop the run first." if active else "Delete this run folder and everything in it."):
+                    help=(f"Being trained by {who}: stop it first." if who else "Stop the run first.") if active
+                    else "Delete this run folder and everything in it."):
         st.markdown(f"Delete **{state.esc(info.name)}** and all its samples and checkpoints? This cannot be undone.")
         sure = st.checkbox("Yes, delete it permanently", key=f"{key}_sure")
         if st.button("Delete run", type="primary", key=f"{key}_go", disabled=not sure, width="stretch"):

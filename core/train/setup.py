@@ -11,7 +11,7 @@ import torch
 
 from ..config import RESUME_LOCKED, ConfigError, TrainConfig
 from ..data import DataError, ImageDataset, load_cached_dataset, load_dataset
-from ..runs import RunError, RunStore, load_run
+from ..runs import HOST, RunError, RunStore, load_run
 from . import transfer
 from .checkpoint import BEST_NAME, CheckpointError, latest_valid_checkpoint, list_checkpoints, load_usable_checkpoint
 from .device import pick_device
@@ -133,7 +133,9 @@ def resume_run(run_dir: str | Path, steps: int | None = None, minutes: float | N
     if not info.config:
         raise RunError(f"cannot resume {info.path}: " + ("; ".join(info.problems) or "no config.json"))
     if info.state in ("starting", "running", "paused"):
-        raise RunError(f"{info.path.name} is still {info.state} (pid {info.status.get('pid')}); stop it first")
+        host = info.status.get("host")  # another machine's pid alone would point at nothing here
+        raise RunError(f"{info.path.name} is still {info.state} (pid {info.status.get('pid')}"
+                       + (f" on {host}" if host and host != HOST else "") + "); stop it first")
     store = RunStore(run_dir)
     store.lock()
     try:
